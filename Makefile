@@ -1,0 +1,129 @@
+# cork: a C runtime embedding Lua 5.4. Plain make; see README.md.
+#
+#   make            build ./cork (and libcork.a)
+#   make deps       install build + test dependencies (Debian, apt-get)
+#   make test       unit, Lua, CLI and integration tests (prove, TAP)
+#   make asan       the whole suite under ASan + UBSan (build/asan/)
+#   make bench      benchmarks (ratios measured side by side)
+#   make install PREFIX=/usr/local    make clean
+
+VERSION  := 0.1.0
+PREFIX   ?= /usr/local
+BUILD    ?= build
+CC       ?= cc
+Q        := $(if $(V),,@)
+
+# Binding modules: src/NAME.c exports luaopen_cork_NAME, preloaded as "cork.NAME".
+MODULES  := core scope proc fs yaml log
+
+# pkg-config name -> Debian package, checked before anything is compiled.
+PKGS     := lua5.4:liblua5.4-dev lua5.4-cjson:lua-cjson-dev yaml-0.1:libyaml-dev \
+            libcurl:libcurl4-openssl-dev openssl:libssl-dev
+ifeq ($(filter clean deps help,$(MAKECMDGOALS)),)
+ifeq ($(shell command -v pkg-config),)
+$(error pkg-config not found: install the Debian package pkg-config (or run: make deps))
+endif
+$(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(word 1,$(subst :, ,$(p))) && echo y),,\
+  $(error missing $(word 1,$(subst :, ,$(p))): install the Debian package $(word 2,$(subst :, ,$(p))) (or run: make deps))))
+endif
+PKG_NAMES := $(foreach p,$(PKGS),$(word 1,$(subst :, ,$(p))))
+
+WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+            -Wformat=2 -Wno-unused-parameter
+CFLAGS   ?= -O2 -g
+SAN      ?=
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Isrc -Iinclude -I$(BUILD) \
+              $(shell pkg-config --cflags $(PKG_NAMES) 2>/dev/null) -DCORK_VERSION='"$(VERSION)"'
+LIBS        = $(shell pkg-config --libs $(PKG_NAMES) 2>/dev/null) -lm -lpthread
+ALL_LDFLAGS = $(LDFLAGS) $(SAN)
+
+RUNTIME_SRC := runtime error
+LIB_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(RUNTIME_SRC) $(MODULES))) \
+            $(BUILD)/embedded.o $(BUILD)/modules.o
+MAIN_OBJ := $(BUILD)/main.o
+EMBED_FILES := $(shell find lua recipes -type f ! -name '*~' ! -name '.*' 2>/dev/null | LC_ALL=C sort)
+C_TESTS  := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
+
+.PHONY: all deps test unit-test asan bench install clean check-docs fuzz
+all: $(BUILD)/cork $(if $(filter build,$(BUILD)),cork)
+
+cork: $(BUILD)/cork
+	$(Q)ln -sf $(BUILD)/cork cork
+
+$(BUILD)/cork: $(MAIN_OBJ) $(BUILD)/libcork.a
+	@echo "  LINK  $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(MAIN_OBJ) $(BUILD)/libcork.a $(LIBS)
+
+$(BUILD)/libcork.a: $(LIB_OBJS)
+	@echo "  AR    $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%.o: src/%.c | $(BUILD)
+	@echo "  CC    $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.o: $(BUILD)/%.c
+	@echo "  CC    $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# lua/ and recipes/ are compiled in as source text (never bytecode).
+$(BUILD)/embed: tools/embed.c | $(BUILD)
+	@echo "  HOSTCC $<"
+	$(Q)$(CC) -O2 -Wall -Wextra -o $@ $<
+
+$(BUILD)/embedded.c: $(BUILD)/embed $(EMBED_FILES) Makefile
+	@echo "  EMBED $(words $(EMBED_FILES)) files"
+	$(Q)$(BUILD)/embed $(EMBED_FILES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/modules.c: Makefile | $(BUILD)
+	@echo "  GEN   $@"
+	$(Q){ echo '#include "lua.h"'; echo '#include "modules.h"'; \
+	  for m in $(MODULES); do echo "int luaopen_cork_$$m(lua_State *L);"; done; \
+	  echo 'const struct cork_module cork_modules[] = {'; \
+	  for m in $(MODULES); do echo "  {\"cork.$$m\", luaopen_cork_$$m},"; done; \
+	  echo '  {0, 0}'; echo '};'; } > $@
+
+$(BUILD)/modules.o: src/modules.h
+$(BUILD)/runtime.o: $(BUILD)/modules.c
+
+$(BUILD) $(BUILD)/tests:
+	$(Q)mkdir -p $@
+
+$(BUILD)/tests/%: tests/c/%.c tests/c/tap.h $(BUILD)/libcork.a | $(BUILD)/tests
+	@echo "  CC    $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(BUILD)/libcork.a $(LIBS) $(ALL_LDFLAGS)
+
+# ---- tests ------------------------------------------------------------------
+export CORK_BIN = $(CURDIR)/$(BUILD)/cork
+export CORK_ROOT = $(CURDIR)
+PROVE ?= prove
+
+test: all $(C_TESTS)
+	$(Q)tests/run-all $(BUILD)
+
+unit-test: all $(C_TESTS)
+	$(Q)CORK_SKIP_INTEGRATION=1 tests/run-all $(BUILD)
+
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+check-docs:
+	$(Q)tests/check-docs.sh
+
+bench: all
+	$(Q)bench/run-all $(BUILD)
+
+deps:
+	$(Q)tools/deps.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(BUILD)/cork $(DESTDIR)$(PREFIX)/bin/cork
+	install -m 0644 $(BUILD)/libcork.a $(DESTDIR)$(PREFIX)/lib/libcork.a
+	install -m 0644 include/cork.h $(DESTDIR)$(PREFIX)/include/cork.h
+
+clean:
+	rm -rf build cork
+
+-include $(wildcard $(BUILD)/*.d)

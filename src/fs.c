@@ -1,0 +1,495 @@
+/*
+ * fs.c: require "cork.fs": files and directories with explicit modes.
+ * Writes apply the mode before the first byte is written, so a 0600 secret
+ * is never readable by others, whatever the umask.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#define LOCK_MT "cork.fs.Lock"
+
+static int raise_errno(lua_State *L, int err, const char *what, const char *path)
+{
+	const char *kind = err == ENOENT || err == ENOTDIR ? "not_found" :
+	                   err == EEXIST || err == ENOTEMPTY ? "exists" :
+	                   err == EACCES || err == EPERM ? "permission" : "io";
+	cork_error_push(L, kind, "%s %s: %s", what, path, strerror(err));
+	lua_pushstring(L, path);
+	lua_setfield(L, -2, "path");
+	lua_pushinteger(L, err);
+	lua_setfield(L, -2, "errno");
+	return lua_error(L);
+}
+
+static mode_t check_mode(lua_State *L, int idx, mode_t def)
+{
+	lua_Integer m = luaL_optinteger(L, idx, def);
+	luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range");
+	return (mode_t)m;
+}
+
+/* mkdir -p; the last component gets exactly `mode` when created. */
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+	struct stat st;
+	if (n == 0 || n >= sizeof buf) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) == 0)
+		return chmod(buf, mode);
+	if (errno == EEXIST && stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	if (errno == EEXIST)
+		errno = ENOTDIR;
+	return -1;
+}
+
+/* fs.mkdir(path[, mode=0755]): with parents; fine when it exists. */
+static int fs_mkdir(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	mode_t mode = check_mode(L, 2, 0755);
+	if (mkdir_p(path, mode) != 0)
+		return raise_errno(L, errno, "cannot create directory", path);
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* fs.write(path, data[, {mode=0644, atomic=true}]) */
+static int fs_write(lua_State *L)
+{
+	static const char *const opts[] = { "mode", "atomic", NULL };
+	const char *path = luaL_checkstring(L, 1);
+	size_t len;
+	const char *data = luaL_checklstring(L, 2, &len);
+	mode_t mode = 0644;
+	int atomic = 1, fd, err;
+	char tmp[PATH_MAX];
+	cork_check_options(L, 3, opts);
+	if (lua_istable(L, 3)) {
+		lua_getfield(L, 3, "mode");
+		mode = check_mode(L, -1, 0644);
+		lua_getfield(L, 3, "atomic");
+		if (!lua_isnil(L, -1))
+			atomic = lua_toboolean(L, -1);
+		lua_pop(L, 2);
+	}
+	cork_checkpoint(L);
+	if (!atomic) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+		if (fd < 0)
+			return raise_errno(L, errno, "cannot write", path);
+		if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0) {
+			err = errno;
+			close(fd);
+			return raise_errno(L, err, "cannot write", path);
+		}
+		if (close(fd) != 0)
+			return raise_errno(L, errno, "cannot write", path);
+		return 0;
+	}
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
+		return raise_errno(L, ENAMETOOLONG, "cannot write", path);
+	fd = mkostemp(tmp, O_CLOEXEC);          /* created 0600 */
+	if (fd < 0)
+		return raise_errno(L, errno, "cannot write", path);
+	if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+		err = errno;
+		close(fd);
+		unlink(tmp);
+		return raise_errno(L, err, "cannot write", path);
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		err = errno;
+		unlink(tmp);
+		return raise_errno(L, err, "cannot write", path);
+	}
+	{
+		/* make the rename durable */
+		char dir[PATH_MAX];
+		char *slash;
+		snprintf(dir, sizeof dir, "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash == dir)
+			slash[1] = 0;
+		else if (slash)
+			*slash = 0;
+		else
+			strcpy(dir, ".");
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			fsync(fd);
+			close(fd);
+		}
+	}
+	return 0;
+}
+
+/* fs.read(path) -> data */
+static int fs_read(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	luaL_Buffer b;
+	int fd;
+	cork_checkpoint(L);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return raise_errno(L, errno, "cannot read", path);
+	luaL_buffinit(L, &b);
+	for (;;) {
+		char *p = luaL_prepbuffer(&b);
+		ssize_t n = read(fd, p, LUAL_BUFFERSIZE);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+			close(fd);
+			return raise_errno(L, err, "cannot read", path);
+		}
+		if (n == 0)
+			break;
+		luaL_addsize(&b, (size_t)n);
+	}
+	close(fd);
+	luaL_pushresult(&b);
+	return 1;
+}
+
+static int fs_exists(lua_State *L)
+{
+	struct stat st;
+	lua_pushboolean(L, lstat(luaL_checkstring(L, 1), &st) == 0);
+	return 1;
+}
+
+/* fs.stat(path) -> { type, mode, size, mtime, uid, gid } | nil */
+static int fs_stat(lua_State *L)
+{
+	struct stat st;
+	const char *t;
+	if (lstat(luaL_checkstring(L, 1), &st) != 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	t = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" :
+	    S_ISLNK(st.st_mode) ? "link" : S_ISSOCK(st.st_mode) ? "socket" :
+	    S_ISFIFO(st.st_mode) ? "fifo" : "other";
+	lua_createtable(L, 0, 6);
+	lua_pushstring(L, t);
+	lua_setfield(L, -2, "type");
+	lua_pushinteger(L, st.st_mode & 07777);
+	lua_setfield(L, -2, "mode");
+	lua_pushinteger(L, (lua_Integer)st.st_size);
+	lua_setfield(L, -2, "size");
+	lua_pushinteger(L, (lua_Integer)st.st_mtime);
+	lua_setfield(L, -2, "mtime");
+	lua_pushinteger(L, (lua_Integer)st.st_uid);
+	lua_setfield(L, -2, "uid");
+	lua_pushinteger(L, (lua_Integer)st.st_gid);
+	lua_setfield(L, -2, "gid");
+	return 1;
+}
+
+static int remove_tree(const char *path)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+	if (lstat(path, &st) != 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char sub[PATH_MAX];
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub) {
+			errno = ENAMETOOLONG;
+			rc = -1;
+			break;
+		}
+		if (remove_tree(sub) != 0) {
+			rc = -1;
+			break;
+		}
+	}
+	closedir(d);
+	return rc == 0 ? rmdir(path) : rc;
+}
+
+/* fs.remove(path[, {recursive=false, missing_ok=false}]) */
+static int fs_remove(lua_State *L)
+{
+	static const char *const opts[] = { "recursive", "missing_ok", NULL };
+	const char *path = luaL_checkstring(L, 1);
+	int recursive = 0, missing_ok = 0, rc;
+	struct stat st;
+	cork_check_options(L, 2, opts);
+	if (lua_istable(L, 2)) {
+		lua_getfield(L, 2, "recursive");
+		recursive = lua_toboolean(L, -1);
+		lua_getfield(L, 2, "missing_ok");
+		missing_ok = lua_toboolean(L, -1);
+		lua_pop(L, 2);
+	}
+	luaL_argcheck(L, strcmp(path, "/") != 0 && *path, 1, "refusing to remove '/' or ''");
+	if (lstat(path, &st) != 0) {
+		if (errno == ENOENT && missing_ok)
+			return 0;
+		return raise_errno(L, errno, "cannot remove", path);
+	}
+	if (S_ISDIR(st.st_mode))
+		rc = recursive ? remove_tree(path) : rmdir(path);
+	else
+		rc = unlink(path);
+	if (rc != 0)
+		return raise_errno(L, errno, "cannot remove", path);
+	return 0;
+}
+
+/* fs.tempdir([prefix]) -> path (mode 0700, under $TMPDIR or /tmp) */
+static int fs_tempdir(lua_State *L)
+{
+	const char *prefix = luaL_optstring(L, 1, "cork");
+	const char *base = getenv("TMPDIR");
+	char path[PATH_MAX];
+	luaL_argcheck(L, !strchr(prefix, '/'), 1, "prefix must not contain '/'");
+	if (!base || !*base)
+		base = "/tmp";
+	if (snprintf(path, sizeof path, "%s/%s.XXXXXX", base, prefix) >= (int)sizeof path)
+		return raise_errno(L, ENAMETOOLONG, "cannot create temporary directory in", base);
+	if (!mkdtemp(path))
+		return raise_errno(L, errno, "cannot create temporary directory in", base);
+	lua_pushstring(L, path);
+	return 1;
+}
+
+static int fs_expand_tilde(lua_State *L)
+{
+	const char *p = luaL_checkstring(L, 1);
+	const char *home = getenv("HOME");
+	if (p[0] == '~' && (p[1] == '/' || p[1] == 0) && home)
+		lua_pushfstring(L, "%s%s", home, p + 1);
+	else
+		lua_pushvalue(L, 1);
+	return 1;
+}
+
+/* fs.join(a, b, ...): "a/b"; an absolute later part restarts the path. */
+static int fs_join(lua_State *L)
+{
+	int n = lua_gettop(L);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	for (int i = 1; i <= n; i++) {
+		size_t len;
+		const char *s = luaL_checklstring(L, i, &len);
+		if (len == 0)
+			continue;
+		if (s[0] == '/') {
+			luaL_buffsub(&b, (int)luaL_bufflen(&b));
+		} else if (luaL_bufflen(&b) > 0 && luaL_buffaddr(&b)[luaL_bufflen(&b) - 1] != '/') {
+			luaL_addchar(&b, '/');
+		}
+		luaL_addlstring(&b, s, len);
+	}
+	luaL_pushresult(&b);
+	return 1;
+}
+
+
+/* fs.list(dir) -> sorted names (no "." or "..") */
+static int fs_list(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int n = 0;
+	if (!d)
+		return raise_errno(L, errno, "cannot list", path);
+	lua_newtable(L);
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		lua_pushstring(L, e->d_name);
+		lua_rawseti(L, -2, ++n);
+	}
+	closedir(d);
+	/* sort with Lua's table.sort for simplicity of ownership */
+	lua_getglobal(L, "table");
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "sort");
+		lua_pushvalue(L, -3);
+		lua_call(L, 1, 0);
+	}
+	lua_pop(L, 1);
+	return 1;
+}
+
+/* ---- locks ----------------------------------------------------------- */
+
+struct lock {
+	int fd;   /* -1: released */
+};
+
+static struct lock *check_lock(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, LOCK_MT);
+}
+
+/* fs.lock(path[, {timeout=seconds, shared=false}]) -> Lock.
+ * flock on path (created 0600). timeout nil: wait forever (interruptible);
+ * 0: try once. Raises kind "timeout" when not acquired in time. */
+static int fs_lock(lua_State *L)
+{
+	static const char *const opts[] = { "timeout", "shared", NULL };
+	const char *path = luaL_checkstring(L, 1);
+	double timeout = -1, end;
+	int shared = 0;
+	struct lock *lk;
+	cork_check_options(L, 2, opts);
+	if (lua_istable(L, 2)) {
+		lua_getfield(L, 2, "timeout");
+		timeout = luaL_optnumber(L, -1, -1);
+		lua_getfield(L, 2, "shared");
+		shared = lua_toboolean(L, -1);
+		lua_pop(L, 2);
+	}
+	lk = lua_newuserdatauv(L, sizeof *lk, 0);
+	lk->fd = -1;
+	luaL_setmetatable(L, LOCK_MT);
+	cork_checkpoint(L);
+	lk->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lk->fd < 0)
+		return raise_errno(L, errno, "cannot open lock file", path);
+	end = cork_now() + timeout;
+	while (flock(lk->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			int err = errno;
+			close(lk->fd);
+			lk->fd = -1;
+			return raise_errno(L, err, "cannot lock", path);
+		}
+		if (timeout >= 0 && cork_now() >= end) {
+			close(lk->fd);
+			lk->fd = -1;
+			cork_error_push(L, "timeout", "timed out after %.1fs waiting for lock %s", timeout, path);
+			lua_pushstring(L, path);
+			lua_setfield(L, -2, "path");
+			return lua_error(L);
+		}
+		if (cork_interrupt_pending(L)) {
+			close(lk->fd);
+			lk->fd = -1;
+			cork_checkpoint(L);
+		}
+		nanosleep(&ts, NULL);
+	}
+	return 1;
+}
+
+static int lock_unlock(lua_State *L)
+{
+	struct lock *lk = check_lock(L, 1);
+	if (lk->fd >= 0) {
+		flock(lk->fd, LOCK_UN);
+		close(lk->fd);
+		lk->fd = -1;
+	}
+	return 0;
+}
+
+static int lock_held(lua_State *L)
+{
+	lua_pushboolean(L, check_lock(L, 1)->fd >= 0);
+	return 1;
+}
+
+static int lock_tostring(lua_State *L)
+{
+	lua_pushfstring(L, "cork.fs.Lock(%s)", check_lock(L, 1)->fd >= 0 ? "held" : "released");
+	return 1;
+}
+
+static const luaL_Reg fs_funcs[] = {
+	{"mkdir", fs_mkdir},
+	{"write", fs_write},
+	{"read", fs_read},
+	{"exists", fs_exists},
+	{"stat", fs_stat},
+	{"remove", fs_remove},
+	{"tempdir", fs_tempdir},
+	{"expand_tilde", fs_expand_tilde},
+	{"join", fs_join},
+	{"list", fs_list},
+	{"lock", fs_lock},
+	{NULL, NULL}
+};
+
+static const luaL_Reg lock_methods[] = {
+	{"unlock", lock_unlock},
+	{"held", lock_held},
+	{NULL, NULL}
+};
+
+static const luaL_Reg lock_meta[] = {
+	{"__close", lock_unlock},
+	{"__gc", lock_unlock},
+	{"__tostring", lock_tostring},
+	{"__index", NULL},
+	{NULL, NULL}
+};
+
+int luaopen_cork_fs(lua_State *L);
+int luaopen_cork_fs(lua_State *L)
+{
+	luaL_newmetatable(L, LOCK_MT);
+	luaL_setfuncs(L, lock_meta, 0);
+	luaL_newlib(L, lock_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	luaL_newlib(L, fs_funcs);
+	return 1;
+}

@@ -1,0 +1,761 @@
+/*
+ * proc.c: require "cork.proc": run programs with an argv table, never
+ * through a shell.
+ *
+ *   cork.proc.run(argv, opts) -> { status, signal, stdout, stderr, timed_out, truncated }
+ *   cork.proc.spawn(argv, opts) -> Process (:pid, :wait, :kill, :running, :close)
+ *
+ * Children run in their own process group (so a terminal's Ctrl-C reaches
+ * cork, which decides), except with `interactive = true`, where they share
+ * cork's terminal. On interrupt, run() stops the child (TERM, then KILL after
+ * the grace period) and raises kind "interrupted"; inside scope cleanups it
+ * lets the child finish.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#define PROCESS_MT "cork.proc.Process"
+#define DEFAULT_MAX_OUTPUT (16 * 1024 * 1024)
+
+extern char **environ;
+
+/* Everything a child needs, built (and anchored on the Lua stack) before
+ * the fork. Arrays live in userdata so a Lua error frees them. */
+struct spawn_req {
+	const char **argv;
+	const char **envp;         /* NULL: inherit */
+	const char *cwd;
+	int fd_in, fd_out, fd_err; /* -1: /dev/null; -2: inherit */
+	int new_pgrp;
+	int errpipe;               /* CLOEXEC pipe reporting exec errno */
+};
+
+static const char *const run_opts[] = { "env", "clear_env", "cwd", "stdin", "timeout",
+	"grace", "capture", "max_output", "interactive", NULL };
+static const char *const spawn_opts[] = { "env", "clear_env", "cwd", "stdin", "stdout",
+	"stderr", "interactive", NULL };
+
+/* Build a NULL-terminated array of the strings in the sequence at idx;
+ * the array is a userdata left on the stack. */
+static const char **check_argv(lua_State *L, int idx)
+{
+	lua_Integer n, i;
+	const char **argv;
+	luaL_checktype(L, idx, LUA_TTABLE);
+	n = luaL_len(L, idx);
+	luaL_argcheck(L, n >= 1, idx, "argv must be a non-empty list of strings");
+	for (i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, idx, i) != LUA_TSTRING && !lua_isnumber(L, -1))
+			luaL_argerror(L, idx, lua_pushfstring(L, "argv[%d] is not a string", (int)i));
+		lua_pop(L, 1);
+	}
+	argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, idx, i);
+		argv[i - 1] = lua_tostring(L, -1);   /* anchored by the argv table */
+		lua_pop(L, 1);
+	}
+	argv[n] = NULL;
+	return argv;
+}
+
+/* The child's environment: inherited (unless clear_env) overlaid with env.
+ * Strings are anchored in a table; returns the array (userdata) or NULL
+ * when the environment is inherited untouched. Leaves 2 values on the stack. */
+static const char **build_env(lua_State *L, int opts)
+{
+	int clear = 0, has_env = 0, n = 0, t, i;
+	const char **envp;
+	if (lua_istable(L, opts)) {
+		lua_getfield(L, opts, "clear_env");
+		clear = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+		lua_getfield(L, opts, "env");
+		has_env = !lua_isnil(L, -1);
+		if (has_env)
+			luaL_argexpected(L, lua_istable(L, -1), opts, "env to be a table");
+		lua_pop(L, 1);
+	}
+	if (!clear && !has_env) {
+		lua_pushnil(L);
+		lua_pushnil(L);
+		return NULL;
+	}
+	lua_newtable(L);     /* name -> "K=V", the merged environment */
+	t = lua_gettop(L);
+	if (!clear) {
+		for (char **e = environ; *e; e++) {
+			const char *eq = strchr(*e, '=');
+			if (!eq)
+				continue;
+			lua_pushlstring(L, *e, (size_t)(eq - *e));
+			lua_pushstring(L, *e);
+			lua_rawset(L, t);
+		}
+	}
+	if (has_env) {
+		lua_getfield(L, opts, "env");
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			if (lua_type(L, -2) != LUA_TSTRING)
+				luaL_error(L, "env keys must be strings");
+			const char *k = lua_tostring(L, -2);
+			if (!*k || strchr(k, '='))
+				luaL_error(L, "invalid env name '%s'", k);
+			if (lua_toboolean(L, -1) == 0) {      /* false: unset */
+				lua_pop(L, 1);
+				lua_pushvalue(L, -1);
+				lua_pushnil(L);
+				lua_rawset(L, t);
+				continue;
+			}
+			if (!lua_isstring(L, -1))
+				luaL_error(L, "env value of '%s' must be a string", k);
+			lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -1));
+			lua_replace(L, -2);
+			lua_pushvalue(L, -2);
+			lua_insert(L, -2);
+			lua_rawset(L, t);
+		}
+		lua_pop(L, 1);
+	}
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		n++;
+		lua_pop(L, 1);
+	}
+	envp = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+	i = 0;
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		envp[i++] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	envp[i] = NULL;
+	return envp;
+}
+
+static double opt_number(lua_State *L, int opts, const char *key, double def)
+{
+	double v = def;
+	if (!lua_istable(L, opts))
+		return def;
+	lua_getfield(L, opts, key);
+	if (!lua_isnil(L, -1)) {
+		if (!lua_isnumber(L, -1))
+			luaL_error(L, "option '%s' must be a number", key);
+		v = lua_tonumber(L, -1);
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+static int opt_bool(lua_State *L, int opts, const char *key, int def)
+{
+	int v = def;
+	if (!lua_istable(L, opts))
+		return def;
+	lua_getfield(L, opts, key);
+	if (!lua_isnil(L, -1))
+		v = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+static const char *opt_string(lua_State *L, int opts, const char *key)
+{
+	const char *v = NULL;
+	if (!lua_istable(L, opts))
+		return NULL;
+	lua_getfield(L, opts, key);
+	if (!lua_isnil(L, -1)) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "option '%s' must be a string", key);
+		v = lua_tostring(L, -1);   /* anchored by the options table */
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+static void child_setup_fd(int fd, int target, int devnull)
+{
+	if (fd == -2)
+		return;
+	dup2(fd == -1 ? devnull : fd, target);
+}
+
+/* Fork and exec. Returns the pid, or -1 with errno (exec errors included). */
+static pid_t spawn_child(struct spawn_req *r)
+{
+	int ep[2], err = 0;
+	ssize_t got;
+	pid_t pid;
+	if (pipe2(ep, O_CLOEXEC) != 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		err = errno;
+		close(ep[0]);
+		close(ep[1]);
+		errno = err;
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		int devnull = open("/dev/null", O_RDWR);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (r->new_pgrp)
+			setpgid(0, 0);
+		child_setup_fd(r->fd_in, 0, devnull);
+		child_setup_fd(r->fd_out, 1, devnull);
+		child_setup_fd(r->fd_err, 2, devnull);
+		if (r->cwd && chdir(r->cwd) != 0)
+			goto fail;
+		if (r->envp)
+			execvpe(r->argv[0], (char *const *)r->argv, (char *const *)r->envp);
+		else
+			execvp(r->argv[0], (char *const *)r->argv);
+	fail:
+		err = errno;
+		got = write(ep[1], &err, sizeof err);
+		(void)got;
+		_exit(127);
+	}
+	close(ep[1]);
+	do
+		got = read(ep[0], &err, sizeof err);
+	while (got < 0 && errno == EINTR);
+	close(ep[0]);
+	if (got == (ssize_t)sizeof err) {
+		int st;
+		waitpid(pid, &st, 0);
+		errno = err;
+		return -1;
+	}
+	return pid;
+}
+
+static int raise_spawn_error(lua_State *L, const char *prog, const char *cwd, int err)
+{
+	if (err == ENOENT && cwd) {
+		struct stat st;
+		if (stat(cwd, &st) != 0)
+			return cork_raise(L, "not_found", "cannot run %s: working directory %s does not exist", prog, cwd);
+	}
+	if (err == ENOENT)
+		cork_error_push(L, "not_found", "cannot run %s: program not found", prog);
+	else if (err == EACCES)
+		cork_error_push(L, "permission", "cannot run %s: permission denied", prog);
+	else
+		cork_error_push(L, "exec", "cannot run %s: %s", prog, strerror(err));
+	lua_pushstring(L, prog);
+	lua_setfield(L, -2, "program");
+	return lua_error(L);
+}
+
+static void kill_child(pid_t pid, int pgrp, int sig)
+{
+	if (pgrp)
+		kill(-pid, sig);
+	else
+		kill(pid, sig);
+}
+
+/* Growable output buffer in a userdata (freed by the GC on error). */
+struct outbuf {
+	char *data;
+	size_t len, cap, max;
+	int truncated;
+};
+
+static int outbuf_gc(lua_State *L)
+{
+	struct outbuf *b = lua_touserdata(L, 1);
+	free(b->data);
+	b->data = NULL;
+	return 0;
+}
+
+static struct outbuf *new_outbuf(lua_State *L, size_t max)
+{
+	struct outbuf *b = lua_newuserdatauv(L, sizeof *b, 0);
+	memset(b, 0, sizeof *b);
+	b->max = max;
+	if (luaL_newmetatable(L, "cork.proc.outbuf")) {
+		lua_pushcfunction(L, outbuf_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_setmetatable(L, -2);
+	return b;
+}
+
+/* Read what is available from fd into b; returns 0 on EOF. */
+static int drain(int fd, struct outbuf *b)
+{
+	char tmp[65536];
+	ssize_t n = read(fd, tmp, sizeof tmp);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 1 : 0;
+	if (n == 0)
+		return 0;
+	if (b->len + (size_t)n > b->max) {
+		b->truncated = 1;
+		n = (ssize_t)(b->max - b->len);
+	}
+	if (n > 0) {
+		if (b->len + (size_t)n > b->cap) {
+			size_t cap = b->cap ? b->cap : 4096;
+			char *d;
+			while (cap < b->len + (size_t)n)
+				cap *= 2;
+			d = realloc(b->data, cap);
+			if (!d)
+				return 0;
+			b->data = d;
+			b->cap = cap;
+		}
+		memcpy(b->data + b->len, tmp, (size_t)n);
+		b->len += (size_t)n;
+	}
+	return 1;
+}
+
+/* Write to a pipe without a SIGPIPE reaching the process. */
+static ssize_t write_nosigpipe(int fd, const char *p, size_t n)
+{
+	sigset_t pipe_set, old, pending;
+	ssize_t w;
+	int err;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	w = write(fd, p, n);
+	err = errno;
+	if (w < 0 && err == EPIPE) {
+		struct timespec zero = { 0, 0 };
+		sigpending(&pending);
+		if (sigismember(&pending, SIGPIPE))
+			sigtimedwait(&pipe_set, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = err;
+	return w;
+}
+
+static void push_status(lua_State *L, int st)
+{
+	if (WIFEXITED(st)) {
+		lua_pushinteger(L, WEXITSTATUS(st));
+		lua_setfield(L, -2, "status");
+	} else if (WIFSIGNALED(st)) {
+		lua_pushinteger(L, 128 + WTERMSIG(st));
+		lua_setfield(L, -2, "status");
+		lua_pushinteger(L, WTERMSIG(st));
+		lua_setfield(L, -2, "signal");
+	}
+}
+
+/* cork.proc.run(argv[, opts]) */
+static int proc_run(lua_State *L)
+{
+	const char **argv, **envp;
+	const char *cwd, *in_data = NULL;
+	size_t in_len = 0, in_off = 0;
+	double timeout, grace, deadline = 0, kill_at = 0;
+	int capture, interactive, timed_out = 0, interrupted = 0, st = 0, exited = 0;
+	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
+	lua_Integer max_output;
+	struct outbuf *bo, *be;
+	struct spawn_req r;
+	pid_t pid;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	cork_check_options(L, 2, run_opts);
+	lua_settop(L, 2);
+	argv = check_argv(L, 1);                    /* 3 */
+	envp = build_env(L, 2);                     /* 4, 5 */
+	cwd = opt_string(L, 2, "cwd");
+	timeout = opt_number(L, 2, "timeout", 0);
+	grace = opt_number(L, 2, "grace", 5);
+	capture = opt_bool(L, 2, "capture", 1);
+	interactive = opt_bool(L, 2, "interactive", 0);
+	max_output = (lua_Integer)opt_number(L, 2, "max_output", DEFAULT_MAX_OUTPUT);
+	luaL_argcheck(L, timeout >= 0 && grace >= 0 && max_output >= 0, 2, "negative timeout, grace or max_output");
+	if (lua_istable(L, 2)) {
+		lua_getfield(L, 2, "stdin");
+		if (lua_type(L, -1) == LUA_TSTRING)
+			in_data = lua_tolstring(L, -1, &in_len);   /* anchored by opts */
+		else if (!lua_isnil(L, -1))
+			luaL_error(L, "option 'stdin' must be a string");
+		lua_pop(L, 1);
+	}
+	if (interactive)
+		capture = 0;
+	bo = new_outbuf(L, (size_t)max_output);     /* 6 */
+	be = new_outbuf(L, (size_t)max_output);     /* 7 */
+	cork_checkpoint(L);
+
+	memset(&r, 0, sizeof r);
+	r.argv = argv;
+	r.envp = envp;
+	r.cwd = cwd;
+	r.new_pgrp = !interactive;
+	r.fd_in = interactive ? -2 : -1;
+	r.fd_out = r.fd_err = capture ? -1 : -2;
+	if ((in_data && pipe2(pin, O_CLOEXEC) != 0) ||
+	    (capture && (pipe2(pout, O_CLOEXEC) != 0 || pipe2(perr, O_CLOEXEC) != 0))) {
+		int e = errno;
+		for (int *p = pin; p <= &perr[1]; p++)
+			if (*p >= 0)
+				close(*p);
+		return cork_raise(L, "io", "cannot create pipes: %s", strerror(e));
+	}
+	if (in_data)
+		r.fd_in = pin[0];
+	if (capture) {
+		r.fd_out = pout[1];
+		r.fd_err = perr[1];
+	}
+	pid = spawn_child(&r);
+	{
+		int e = errno;
+		if (pin[0] >= 0) close(pin[0]);
+		if (pout[1] >= 0) close(pout[1]);
+		if (perr[1] >= 0) close(perr[1]);
+		if (pid < 0) {
+			if (pin[1] >= 0) close(pin[1]);
+			if (pout[0] >= 0) close(pout[0]);
+			if (perr[0] >= 0) close(perr[0]);
+			return raise_spawn_error(L, argv[0], cwd, e);
+		}
+	}
+	if (pin[1] >= 0) {
+		fcntl(pin[1], F_SETFL, O_NONBLOCK);
+		if (in_len == 0) {
+			close(pin[1]);
+			pin[1] = -1;
+		}
+	}
+	if (timeout > 0)
+		deadline = cork_now() + timeout;
+
+	for (;;) {
+		struct pollfd fds[3];
+		int nf = 0, rc;
+		double now;
+		if (pout[0] >= 0) { fds[nf].fd = pout[0]; fds[nf].events = POLLIN; nf++; }
+		if (perr[0] >= 0) { fds[nf].fd = perr[0]; fds[nf].events = POLLIN; nf++; }
+		if (pin[1] >= 0) { fds[nf].fd = pin[1]; fds[nf].events = POLLOUT; nf++; }
+		if (!exited && waitpid(pid, &st, WNOHANG) == pid)
+			exited = 1;
+		if (exited && nf == 0)
+			break;
+		rc = poll(fds, (nfds_t)nf, exited ? 20 : 100);
+		for (int i = 0; rc > 0 && i < nf; i++) {
+			if (!fds[i].revents)
+				continue;
+			if (fds[i].fd == pin[1]) {
+				ssize_t w = write_nosigpipe(pin[1], in_data + in_off, in_len - in_off);
+				if (w > 0)
+					in_off += (size_t)w;
+				if ((w < 0 && errno != EAGAIN && errno != EINTR) || in_off >= in_len) {
+					close(pin[1]);
+					pin[1] = -1;
+				}
+			} else {
+				int *fdp = fds[i].fd == pout[0] ? &pout[0] : &perr[0];
+				if (!drain(*fdp, fdp == &pout[0] ? bo : be)) {
+					close(*fdp);
+					*fdp = -1;
+				}
+			}
+		}
+		if (exited && rc == 0) {
+			/* the child is gone but someone (a grandchild) holds the pipes */
+			for (int *p = pout; p <= &perr[1]; p++)
+				if (*p >= 0 && (p == &pout[0] || p == &perr[0])) {
+					close(*p);
+					*p = -1;
+				}
+			if (pin[1] >= 0) {
+				close(pin[1]);
+				pin[1] = -1;
+			}
+		}
+		if (exited)
+			continue;
+		now = cork_now();
+		if (!kill_at && !timed_out && deadline && now >= deadline) {
+			timed_out = 1;
+			kill_child(pid, r.new_pgrp, SIGTERM);
+			kill_at = now + grace;
+		}
+		if (!kill_at && !interrupted && cork_interrupt_pending(L)) {
+			interrupted = 1;
+			kill_child(pid, r.new_pgrp, SIGTERM);
+			kill_at = now + (grace < 2 ? grace : 2);
+		}
+		if (kill_at && now >= kill_at) {
+			kill_child(pid, r.new_pgrp, SIGKILL);
+			kill_at = now + 3600;
+		}
+	}
+	if (interrupted)
+		cork_checkpoint(L);
+
+	lua_createtable(L, 0, 6);
+	push_status(L, st);
+	lua_pushlstring(L, bo->data ? bo->data : "", bo->len);
+	lua_setfield(L, -2, "stdout");
+	lua_pushlstring(L, be->data ? be->data : "", be->len);
+	lua_setfield(L, -2, "stderr");
+	lua_pushboolean(L, timed_out);
+	lua_setfield(L, -2, "timed_out");
+	if (bo->truncated || be->truncated) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "truncated");
+	}
+	return 1;
+}
+
+/* ---- spawn: a long-running child ------------------------------------ */
+
+struct process {
+	pid_t pid;        /* 0: reaped or never started */
+	int pgrp;
+	int status;       /* wait status once reaped */
+	int reaped;
+};
+
+static struct process *check_process(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, PROCESS_MT);
+}
+
+static int open_target(lua_State *L, int opts, const char *key, int def, int flags)
+{
+	const char *v;
+	int fd;
+	if (!lua_istable(L, opts))
+		return def;
+	lua_getfield(L, opts, key);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return def;
+	}
+	v = luaL_checkstring(L, -1);
+	lua_pop(L, 1);
+	if (strcmp(v, "inherit") == 0)
+		return -2;
+	if (strcmp(v, "null") == 0)
+		return -1;
+	fd = open(v, flags | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return cork_raise(L, "io", "cannot open %s for %s: %s", v, key, strerror(errno));
+	return fd;
+}
+
+static int proc_spawn(lua_State *L)
+{
+	const char **argv, **envp;
+	struct spawn_req r;
+	struct process *p;
+	int interactive, e;
+	luaL_checktype(L, 1, LUA_TTABLE);
+	cork_check_options(L, 2, spawn_opts);
+	lua_settop(L, 2);
+	argv = check_argv(L, 1);
+	envp = build_env(L, 2);
+	interactive = opt_bool(L, 2, "interactive", 0);
+	memset(&r, 0, sizeof r);
+	r.argv = argv;
+	r.envp = envp;
+	r.cwd = opt_string(L, 2, "cwd");
+	r.new_pgrp = !interactive;
+	p = lua_newuserdatauv(L, sizeof *p, 0);
+	memset(p, 0, sizeof *p);
+	luaL_setmetatable(L, PROCESS_MT);
+	cork_checkpoint(L);
+	r.fd_in = open_target(L, 2, "stdin", interactive ? -2 : -1, O_RDONLY);
+	r.fd_out = open_target(L, 2, "stdout", -2, O_WRONLY | O_CREAT | O_APPEND);
+	r.fd_err = open_target(L, 2, "stderr", -2, O_WRONLY | O_CREAT | O_APPEND);
+	p->pid = spawn_child(&r);
+	e = errno;
+	if (r.fd_in >= 0) close(r.fd_in);
+	if (r.fd_out >= 0) close(r.fd_out);
+	if (r.fd_err >= 0) close(r.fd_err);
+	if (p->pid < 0) {
+		p->pid = 0;
+		return raise_spawn_error(L, argv[0], r.cwd, e);
+	}
+	p->pgrp = r.new_pgrp;
+	return 1;
+}
+
+static int reap(struct process *p, int flags)
+{
+	if (p->reaped || p->pid <= 0)
+		return 1;
+	if (waitpid(p->pid, &p->status, flags) == p->pid) {
+		p->reaped = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int process_pid(lua_State *L)
+{
+	struct process *p = check_process(L, 1);
+	lua_pushinteger(L, p->pid);
+	return 1;
+}
+
+static int process_running(lua_State *L)
+{
+	struct process *p = check_process(L, 1);
+	lua_pushboolean(L, p->pid > 0 && !reap(p, WNOHANG));
+	return 1;
+}
+
+/* p:wait([timeout]) -> { status, signal } or nil, "timeout" */
+static int process_wait(lua_State *L)
+{
+	struct process *p = check_process(L, 1);
+	double timeout = luaL_optnumber(L, 2, -1), end = cork_now() + timeout;
+	if (p->pid <= 0)
+		return luaL_error(L, "process was never started");
+	while (!reap(p, WNOHANG)) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		if (timeout >= 0 && cork_now() >= end) {
+			lua_pushnil(L);
+			lua_pushliteral(L, "timeout");
+			return 2;
+		}
+		cork_checkpoint(L);
+		nanosleep(&ts, NULL);
+	}
+	lua_createtable(L, 0, 2);
+	push_status(L, p->status);
+	return 1;
+}
+
+static int signal_number(lua_State *L, int idx, int def)
+{
+	static const struct { const char *name; int sig; } sigs[] = {
+		{ "TERM", SIGTERM }, { "KILL", SIGKILL }, { "INT", SIGINT }, { "HUP", SIGHUP },
+		{ "QUIT", SIGQUIT }, { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "STOP", SIGSTOP },
+		{ "CONT", SIGCONT },
+	};
+	const char *s;
+	if (lua_isnoneornil(L, idx))
+		return def;
+	if (lua_isinteger(L, idx))
+		return (int)lua_tointeger(L, idx);
+	s = luaL_checkstring(L, idx);
+	if (strncmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		if (strcmp(sigs[i].name, s) == 0)
+			return sigs[i].sig;
+	return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s'", s));
+}
+
+/* p:kill([signal]) -> true, or false when already gone */
+static int process_kill(lua_State *L)
+{
+	struct process *p = check_process(L, 1);
+	int sig = signal_number(L, 2, SIGTERM);
+	if (p->pid <= 0 || reap(p, WNOHANG)) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	kill_child(p->pid, p->pgrp, sig);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* p:close([grace]): TERM, wait up to grace seconds (default 5), KILL, reap. */
+static int process_close(lua_State *L)
+{
+	struct process *p = check_process(L, 1);
+	double grace = lua_isnumber(L, 2) ? lua_tonumber(L, 2) : 5, end;
+	if (p->pid <= 0 || reap(p, WNOHANG))
+		return 0;
+	kill_child(p->pid, p->pgrp, SIGTERM);
+	end = cork_now() + grace;
+	while (!reap(p, WNOHANG)) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		if (cork_now() >= end) {
+			kill_child(p->pid, p->pgrp, SIGKILL);
+			reap(p, 0);
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+static int process_gc(lua_State *L)
+{
+	lua_settop(L, 1);
+	lua_pushnumber(L, 1);
+	return process_close(L);
+}
+
+static int process_tostring(lua_State *L)
+{
+	struct process *p = check_process(L, 1);
+	lua_pushfstring(L, "cork.proc.Process(%d)", (int)p->pid);
+	return 1;
+}
+
+static const luaL_Reg proc_funcs[] = {
+	{"run", proc_run},
+	{"spawn", proc_spawn},
+	{NULL, NULL}
+};
+
+static const luaL_Reg process_methods[] = {
+	{"pid", process_pid},
+	{"running", process_running},
+	{"wait", process_wait},
+	{"kill", process_kill},
+	{"close", process_close},
+	{NULL, NULL}
+};
+
+static const luaL_Reg process_meta[] = {
+	{"__close", process_close},
+	{"__gc", process_gc},
+	{"__tostring", process_tostring},
+	{"__index", NULL},
+	{NULL, NULL}
+};
+
+int luaopen_cork_proc(lua_State *L);
+int luaopen_cork_proc(lua_State *L)
+{
+	luaL_newmetatable(L, PROCESS_MT);
+	luaL_setfuncs(L, process_meta, 0);
+	luaL_newlib(L, process_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	luaL_newlib(L, proc_funcs);
+	return 1;
+}
