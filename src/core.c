@@ -51,7 +51,10 @@ static int core_time(lua_State *L)
 }
 
 /* cork.error(kind, message[, details]): raise a structured error. */
-static int core_error(lua_State *L)
+/* Build the error from (kind, message[, details]) at 1..3; raise it unless
+ * build_only. The flag is a C argument, not a stack slot: the error table
+ * pushed below would otherwise sit where a flag was looked for. */
+static int error_build(lua_State *L, int build_only)
 {
 	const char *kind = luaL_checkstring(L, 1);
 	const char *msg = luaL_checkstring(L, 2);
@@ -71,16 +74,21 @@ static int core_error(lua_State *L)
 			lua_rawset(L, -4);
 		}
 	}
-	if (lua_toboolean(L, 4))
+	if (build_only)
 		return 1;   /* cork.core.new_error: build, do not raise */
 	return lua_error(L);
+}
+
+static int core_error(lua_State *L)
+{
+	lua_settop(L, 3);
+	return error_build(L, 0);
 }
 
 static int core_new_error(lua_State *L)
 {
 	lua_settop(L, 3);
-	lua_pushboolean(L, 1);
-	return core_error(L);
+	return error_build(L, 1);
 }
 
 static int core_is_error(lua_State *L)
