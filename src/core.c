@@ -50,16 +50,14 @@ static int core_time(lua_State *L)
 	return 1;
 }
 
-/* cork.error(kind, message[, details]): raise a structured error. */
-/* Build the error from (kind, message[, details]) at 1..3; raise it unless
- * build_only. The flag is a C argument, not a stack slot: the error table
- * pushed below would otherwise sit where a flag was looked for. */
-static int error_build(lua_State *L, int build_only)
+/* Push an error built from (kind, message[, details]) at 1..3. */
+static void build_error(lua_State *L)
 {
 	const char *kind = luaL_checkstring(L, 1);
 	const char *msg = luaL_checkstring(L, 2);
 	if (!lua_isnoneornil(L, 3))
 		luaL_checktype(L, 3, LUA_TTABLE);
+	lua_settop(L, 3);
 	cork_error_push(L, kind, "%s", msg);
 	if (lua_istable(L, 3)) {
 		lua_pushnil(L);
@@ -71,24 +69,23 @@ static int error_build(lua_State *L, int build_only)
 			}
 			lua_pushvalue(L, -2);
 			lua_insert(L, -2);
-			lua_rawset(L, -4);
+			lua_rawset(L, 4);
 		}
 	}
-	if (build_only)
-		return 1;   /* cork.core.new_error: build, do not raise */
+}
+
+/* cork.error(kind, message[, details]): raise a structured error. */
+static int core_error(lua_State *L)
+{
+	build_error(L);
 	return lua_error(L);
 }
 
-static int core_error(lua_State *L)
-{
-	lua_settop(L, 3);
-	return error_build(L, 0);
-}
-
+/* cork.core.new_error(kind, message[, details]) -> error (not raised) */
 static int core_new_error(lua_State *L)
 {
-	lua_settop(L, 3);
-	return error_build(L, 1);
+	build_error(L);
+	return 1;
 }
 
 static int core_is_error(lua_State *L)

@@ -37,7 +37,25 @@ void cork_error_pushv(lua_State *L, const char *kind, const char *fmt, va_list a
 	lua_createtable(L, 0, 4);
 	lua_pushstring(L, kind);
 	lua_setfield(L, -2, "kind");
-	lua_pushvfstring(L, fmt, ap);
+	{
+		/* full printf formats (lua_pushvfstring knows only a few) */
+		char small[512];
+		va_list ap2;
+		int n;
+		va_copy(ap2, ap);
+		n = vsnprintf(small, sizeof small, fmt, ap2);
+		va_end(ap2);
+		if (n < 0) {
+			lua_pushstring(L, fmt);
+		} else if ((size_t)n < sizeof small) {
+			lua_pushlstring(L, small, (size_t)n);
+		} else {
+			luaL_Buffer b;
+			char *p = luaL_buffinitsize(L, &b, (size_t)n + 1);
+			vsnprintf(p, (size_t)n + 1, fmt, ap);
+			luaL_pushresultsize(&b, (size_t)n);
+		}
+	}
 	lua_setfield(L, -2, "message");
 	push_error_mt(L);
 	lua_setmetatable(L, -2);

@@ -62,8 +62,6 @@ static int mkdir_p(const char *path, mode_t mode)
 		return chmod(buf, mode);
 	if (errno == EEXIST && stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
 		return 0;
-	if (errno == EEXIST)
-		errno = ENOTDIR;
 	return -1;
 }
 

@@ -569,7 +569,7 @@ static int run_protected(struct cork *c, int nargs)
 			code = CORK_EXIT_FAILED;
 	} else {
 		const char *kind = "lua", *msg;
-		int top;
+		int top, err = lua_gettop(L);
 		if (lua_istable(L, -1)) {
 			lua_getfield(L, -1, "kind");
 			if (lua_type(L, -1) == LUA_TSTRING)
@@ -598,9 +598,10 @@ static int run_protected(struct cork *c, int nargs)
 				emit_json(L, c, "error", "failed", c->last_error, ft);
 			lua_settop(L, top);
 		}
-		fprintf(stderr, "cork: %s\n", c->last_error);
-		if (c->verbose) {
-			lua_getfield(L, base, "traceback");
+		if (!c->on_event)   /* an embedder reads the failed event instead */
+			fprintf(stderr, "cork: %s\n", c->last_error);
+		if (c->verbose && !c->on_event) {
+			lua_getfield(L, err, "traceback");
 			if (lua_type(L, -1) == LUA_TSTRING) {
 				const char *tb = lua_tostring(L, -1);
 				fprintf(stderr, "%s\n", cork_redact(L, tb, strlen(tb)));

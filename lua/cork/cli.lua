@@ -199,7 +199,9 @@ function M.main(args)
   if cmd ~= "run" and cmd ~= "script" and want_help(rest) then
     return commands.help({ cmd })
   end
-  if cmd == "run" and #rest == 1 and want_help(rest) then return commands.help({ "run" }) end
+  if (cmd == "run" or cmd == "script") and (rest[1] == "--help" or rest[1] == "-h") then
+    return commands.help({ cmd })
+  end
   local fn = commands[cmd]
   if not fn then
     local ok, mod = pcall(require, "cork.cmd." .. cmd)

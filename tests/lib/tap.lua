@@ -26,8 +26,14 @@ function T.ok(cond, name, ...)
   else
     failed = failed + 1
     out(("not ok %d - %s"):format(n, name or ""))
-    local info = debug.getinfo(3, "Sl") or debug.getinfo(2, "Sl")
-    if info then T.diag(("  at %s:%d"):format(info.short_src, info.currentline)) end
+    for level = 2, 10 do
+      local info = debug.getinfo(level, "Sl")
+      if not info then break end
+      if not info.short_src:find("tap.lua", 1, true) then
+        T.diag(("  at %s:%d"):format(info.short_src, info.currentline))
+        break
+      end
+    end
     if select("#", ...) > 0 then T.diag(...) end
   end
   return cond
