@@ -19,13 +19,6 @@ MODULES  := core scope proc fs yaml log net ca docker
 # pkg-config name -> Debian package, checked before anything is compiled.
 PKGS     := lua5.4:liblua5.4-dev lua5.4-cjson:lua-cjson-dev yaml-0.1:libyaml-dev \
             libcurl:libcurl4-openssl-dev openssl:libssl-dev
-ifeq ($(filter clean deps help,$(MAKECMDGOALS)),)
-ifeq ($(shell command -v pkg-config),)
-$(error pkg-config not found: install the Debian package pkg-config (or run: make deps))
-endif
-$(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(word 1,$(subst :, ,$(p))) && echo y),,\
-  $(error missing $(word 1,$(subst :, ,$(p))): install the Debian package $(word 2,$(subst :, ,$(p))) (or run: make deps))))
-endif
 PKG_NAMES := $(foreach p,$(PKGS),$(word 1,$(subst :, ,$(p))))
 
 WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
@@ -58,7 +51,15 @@ $(BUILD)/libcork.a: $(LIB_OBJS)
 	@echo "  AR    $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/%.o: src/%.c | $(BUILD)
+# Checked when the first file is compiled (not when the Makefile is read), so
+# that `make deps test` on a fresh machine installs first, then builds.
+$(BUILD)/.pkgs-ok: Makefile | $(BUILD)
+	$(Q)command -v pkg-config >/dev/null || { echo "cork: pkg-config not found: install the Debian package pkg-config (or run: make deps)"; exit 1; }
+	$(Q)for p in $(PKGS); do name=$${p%%:*}; deb=$${p#*:}; \
+	  pkg-config --exists $$name || { echo "cork: missing $$name: install the Debian package $$deb (or run: make deps)"; exit 1; }; \
+	done; touch $@
+
+$(BUILD)/%.o: src/%.c | $(BUILD) $(BUILD)/.pkgs-ok
 	@echo "  CC    $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -98,7 +99,10 @@ export CORK_BIN = $(CURDIR)/$(BUILD)/cork
 export CORK_ROOT = $(CURDIR)
 PROVE ?= prove
 
-test: all $(C_TESTS)
+# `make test` installs what is missing first (tools/deps.sh, apt-get), so it
+# is the whole set-up on a fresh Debian machine.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all $(C_TESTS)
 	$(Q)tests/run-all $(BUILD)
 
 unit-test: all $(C_TESTS)
@@ -115,7 +119,7 @@ bench: all
 	$(Q)bench/run-all $(BUILD)
 
 deps:
-	$(Q)tools/deps.sh
+	$(Q)tools/deps.sh $(if $(DEPS),$(DEPS),all)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include

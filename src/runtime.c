@@ -673,9 +673,10 @@ int cork_run_string(struct cork *c, const char *chunk, const char *chunkname)
 	lua_State *L = c->L;
 	if (luaL_loadbufferx(L, chunk, strlen(chunk), chunkname ? chunkname : "=(string)", "t") != LUA_OK) {
 		snprintf(c->last_error, sizeof c->last_error, "%s", lua_tostring(L, -1));
-		snprintf(c->last_kind, sizeof c->last_kind, "usage");
+		snprintf(c->last_kind, sizeof c->last_kind, "invalid");
 		lua_pop(L, 1);
-		fprintf(stderr, "cork: %s\n", c->last_error);
+		if (!c->on_event)
+			fprintf(stderr, "cork: %s\n", c->last_error);
 		return CORK_EXIT_USAGE;
 	}
 	return run_protected(c, 0);
