@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -358,6 +359,18 @@ static ssize_t write_nosigpipe(int fd, const char *p, size_t n)
 	return w;
 }
 
+/* A descriptor that becomes readable when pid exits (Linux >= 5.3), or -1:
+ * then the loops below fall back to short polls. */
+static int exit_fd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	(void)pid;
+	return -1;
+#endif
+}
+
 static void push_status(lua_State *L, int st)
 {
 	if (WIFEXITED(st)) {
@@ -378,7 +391,7 @@ static int proc_run(lua_State *L)
 	const char *cwd, *in_data = NULL;
 	size_t in_len = 0, in_off = 0;
 	double timeout, grace, deadline = 0, kill_at = 0;
-	int capture, interactive, timed_out = 0, interrupted = 0, st = 0, exited = 0;
+	int capture, interactive, timed_out = 0, interrupted = 0, st = 0, exited = 0, pfd = -1;
 	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
 	lua_Integer max_output;
 	struct outbuf *bo, *be;
@@ -454,20 +467,23 @@ static int proc_run(lua_State *L)
 	}
 	if (timeout > 0)
 		deadline = cork_now() + timeout;
+	pfd = exit_fd(pid);
 
 	for (;;) {
-		struct pollfd fds[3];
-		int nf = 0, rc;
+		struct pollfd fds[4];
+		int nf = 0, rc, npipes;
 		double now;
 		if (pout[0] >= 0) { fds[nf].fd = pout[0]; fds[nf].events = POLLIN; nf++; }
 		if (perr[0] >= 0) { fds[nf].fd = perr[0]; fds[nf].events = POLLIN; nf++; }
 		if (pin[1] >= 0) { fds[nf].fd = pin[1]; fds[nf].events = POLLOUT; nf++; }
+		npipes = nf;
 		if (!exited && waitpid(pid, &st, WNOHANG) == pid)
 			exited = 1;
-		if (exited && nf == 0)
+		if (exited && npipes == 0)
 			break;
-		rc = poll(fds, (nfds_t)nf, exited ? 20 : 100);
-		for (int i = 0; rc > 0 && i < nf; i++) {
+		if (!exited && pfd >= 0) { fds[nf].fd = pfd; fds[nf].events = POLLIN; nf++; }
+		rc = poll(fds, (nfds_t)nf, exited ? 20 : (pfd >= 0 ? 100 : npipes ? 100 : 5));
+		for (int i = 0; rc > 0 && i < npipes; i++) {
 			if (!fds[i].revents)
 				continue;
 			if (fds[i].fd == pin[1]) {
@@ -516,6 +532,8 @@ static int proc_run(lua_State *L)
 			kill_at = now + 3600;
 		}
 	}
+	if (pfd >= 0)
+		close(pfd);
 	if (interrupted)
 		cork_checkpoint(L);
 
