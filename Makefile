@@ -112,6 +112,23 @@ asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
+# libFuzzer on the manifest loader (tests/fuzz/fuzz_manifest.c): a clang build
+# of libcork under build/fuzz, FUZZ_TIME seconds of fuzzing from the corpus in
+# tests/fuzz/corpus, then the new interesting inputs merged back into it.
+FUZZ_TIME ?= 180
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+fuzz:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" build/fuzz/libcork.a
+	@echo "  CC    tests/fuzz/fuzz_manifest.c"
+	$(Q)clang -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) -Isrc -Iinclude \
+	  $(shell pkg-config --cflags $(PKG_NAMES)) -o build/fuzz/fuzz_manifest tests/fuzz/fuzz_manifest.c \
+	  build/fuzz/libcork.a $(LIBS)
+	$(Q)rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_manifest -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+	  -dict=tests/fuzz/manifest.dict -artifact_prefix=build/fuzz/ build/fuzz/corpus tests/fuzz/corpus
+	build/fuzz/fuzz_manifest -merge=1 -max_len=4096 tests/fuzz/corpus build/fuzz/corpus
+
 check-docs:
 	$(Q)tests/check-docs.sh
 

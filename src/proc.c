@@ -434,9 +434,10 @@ static int proc_run(lua_State *L)
 	if ((in_data && pipe2(pin, O_CLOEXEC) != 0) ||
 	    (capture && (pipe2(pout, O_CLOEXEC) != 0 || pipe2(perr, O_CLOEXEC) != 0))) {
 		int e = errno;
-		for (int *p = pin; p <= &perr[1]; p++)
-			if (*p >= 0)
-				close(*p);
+		int *all[] = { &pin[0], &pin[1], &pout[0], &pout[1], &perr[0], &perr[1] };
+		for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+			if (*all[i] >= 0)
+				close(*all[i]);
 		return cork_raise(L, "io", "cannot create pipes: %s", strerror(e));
 	}
 	if (in_data)
@@ -504,11 +505,14 @@ static int proc_run(lua_State *L)
 		}
 		if (exited && rc == 0) {
 			/* the child is gone but someone (a grandchild) holds the pipes */
-			for (int *p = pout; p <= &perr[1]; p++)
-				if (*p >= 0 && (p == &pout[0] || p == &perr[0])) {
-					close(*p);
-					*p = -1;
-				}
+			if (pout[0] >= 0) {
+				close(pout[0]);
+				pout[0] = -1;
+			}
+			if (perr[0] >= 0) {
+				close(perr[0]);
+				perr[0] = -1;
+			}
 			if (pin[1] >= 0) {
 				close(pin[1]);
 				pin[1] = -1;

@@ -354,6 +354,18 @@ local function format_of(file)
   return "yaml"
 end
 
+-- A key written with no value ("agent:") means the same as a key not
+-- written at all; drop them once the document is valid.
+local function strip_nulls(t, depth)
+  depth = depth or 0
+  if type(t) ~= "table" or depth > 64 then return end
+  local drop = {}
+  for k, v in pairs(t) do
+    if schema.is_null(v) then drop[#drop + 1] = k else strip_nulls(v, depth + 1) end
+  end
+  for _, k in ipairs(drop) do t[k] = nil end
+end
+
 -- Decode and validate one file's text. kind is "bottle" or "agent".
 -- Returns doc (validated raw table), meta {positions=, line_offset=, body=,
 -- format=, file=}. Raises "manifest" errors.
@@ -399,6 +411,7 @@ function M.parse(text, file, kind)
   if #errors > 0 then
     fail("manifest", table.concat(errors, "\n"), {file = file, errors = errors})
   end
+  strip_nulls(doc)
   return doc, {positions = positions, line_offset = offset, body = body, format = format, file = file}
 end
 
