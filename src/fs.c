@@ -160,6 +160,40 @@ static int fs_write(lua_State *L)
 	return 0;
 }
 
+/* fs.append(path, data[, {mode=0600, sync=true}]): one write with O_APPEND
+ * (lines from concurrent writers never interleave below PIPE_BUF), then
+ * fsync, so a journal line is on disk before the caller goes on. */
+static int fs_append(lua_State *L)
+{
+	static const char *const opts[] = { "mode", "sync", NULL };
+	const char *path = luaL_checkstring(L, 1);
+	size_t len;
+	const char *data = luaL_checklstring(L, 2, &len);
+	mode_t mode = 0600;
+	int sync = 1, fd, err;
+	struct stat st;
+	cork_check_options(L, 3, opts);
+	if (lua_istable(L, 3)) {
+		lua_getfield(L, 3, "mode");
+		mode = check_mode(L, -1, 0600);
+		lua_getfield(L, 3, "sync");
+		if (!lua_isnil(L, -1))
+			sync = lua_toboolean(L, -1);
+		lua_pop(L, 2);
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode);
+	if (fd < 0)
+		return raise_errno(L, errno, "cannot append to", path);
+	if ((fstat(fd, &st) == 0 && (st.st_mode & 07777) != mode && fchmod(fd, mode) != 0) ||
+	    write_all(fd, data, len) != 0 || (sync && fsync(fd) != 0)) {
+		err = errno;
+		close(fd);
+		return raise_errno(L, err, "cannot append to", path);
+	}
+	close(fd);
+	return 0;
+}
+
 /* fs.read(path) -> data */
 static int fs_read(lua_State *L)
 {
@@ -455,6 +489,7 @@ static const luaL_Reg fs_funcs[] = {
 	{"mkdir", fs_mkdir},
 	{"write", fs_write},
 	{"read", fs_read},
+	{"append", fs_append},
 	{"exists", fs_exists},
 	{"stat", fs_stat},
 	{"remove", fs_remove},

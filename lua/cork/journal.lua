@@ -1,0 +1,144 @@
+-- cork.journal: what a bottle owns, written down before it exists.
+--
+-- Each bottle has a state dir ($XDG_STATE_HOME/cork/<slug>, 0700) holding
+-- `journal`: one JSON object per line, appended with fsync. A recipe records
+-- each resource *before* the call that creates it (names are known in
+-- advance), so even a SIGKILL between the two leaves a line that
+-- `cork down SLUG` can act on; removing something that never got created is
+-- a no-op there. Lines:
+--
+--   {"op":"begin","slug":..,"backend":..,"bottle":..,"pid":..,"ts":..}
+--   {"op":"add","kind":"network"|"container"|"vm"|"alias"|"dir",
+--    "name":..,"ts":..,...}                       -- about to create it
+--   {"op":"removed","kind":..,"name":..}          -- gone (cleanup or down)
+--   {"op":"detached","pid":..}                    -- handed to `cork down`
+--   {"op":"meta", ...}                            -- facts for `cork ls`
+local cork = require "cork"
+local json = require "cork.json"
+local fs = require "cork.fs"
+
+local M = {}
+
+local root_override
+
+-- set_root(dir): keep journals somewhere else (--dry-run uses a temp dir).
+function M.set_root(dir) root_override = dir end
+
+function M.root()
+  if root_override then return root_override end
+  local base = os.getenv("XDG_STATE_HOME")
+  if not base or base:sub(1, 1) ~= "/" then
+    base = (os.getenv("HOME") or fs.expand_tilde("~")) .. "/.local/state"
+  end
+  return base .. "/cork"
+end
+
+function M.dir(slug) return M.root() .. "/" .. slug end
+function M.path(slug) return M.dir(slug) .. "/journal" end
+
+local Journal = {}
+Journal.__index = Journal
+
+local function now() return os.time() end
+
+function Journal:append(rec)
+  rec.ts = rec.ts or now()
+  fs.append(self.path, json.encode(rec) .. "\n", { mode = 384 })
+end
+
+-- j:add(kind, name, extra): record a resource about to be created.
+function Journal:add(kind, name, extra)
+  local rec = { op = "add", kind = kind, name = name }
+  for k, v in pairs(extra or {}) do rec[k] = v end
+  self:append(rec)
+end
+
+function Journal:removed(kind, name)
+  self:append({ op = "removed", kind = kind, name = name })
+end
+
+function Journal:meta(fields)
+  local rec = { op = "meta" }
+  for k, v in pairs(fields) do rec[k] = v end
+  self:append(rec)
+end
+
+function Journal:detached()
+  self:append({ op = "detached", pid = cork.core.pid() })
+end
+
+-- M.open(slug, fields): create the state dir (0700) and start the journal.
+function M.open(slug, fields)
+  local dir = M.dir(slug)
+  fs.mkdir(M.root(), 448)
+  fs.mkdir(dir, 448)
+  local j = setmetatable({ slug = slug, dir = dir, path = M.path(slug) }, Journal)
+  local rec = { op = "begin", slug = slug, pid = cork.core.pid() }
+  for k, v in pairs(fields or {}) do rec[k] = v end
+  j:append(rec)
+  return j
+end
+
+-- M.attach(slug): the journal of an existing bottle, to append to (nil
+-- when there is none).
+function M.attach(slug)
+  if not fs.exists(M.path(slug)) then return nil end
+  return setmetatable({ slug = slug, dir = M.dir(slug), path = M.path(slug) }, Journal)
+end
+
+-- M.read(slug) -> state or nil:
+--   { slug, backend, bottle, pid, started, detached, meta = {...},
+--     resources = { {kind, name, ...}, ... in creation order, live only } }
+function M.read(slug)
+  local path = M.path(slug)
+  if not fs.exists(path) then return nil end
+  local st = { slug = slug, meta = {}, resources = {}, path = path, dir = M.dir(slug) }
+  local live = {}
+  for line in fs.read(path):gmatch("[^\n]+") do
+    local ok, rec = pcall(json.decode, line)
+    if ok and type(rec) == "table" then
+      if rec.op == "begin" then
+        st.backend, st.bottle, st.pid, st.started = rec.backend, rec.bottle, rec.pid, rec.ts
+        for k, v in pairs(rec) do if st.meta[k] == nil and k ~= "op" then st.meta[k] = v end end
+      elseif rec.op == "add" then
+        local key = rec.kind .. "\0" .. rec.name
+        if not live[key] then
+          live[key] = rec
+          st.resources[#st.resources + 1] = rec
+        end
+      elseif rec.op == "removed" then
+        local key = tostring(rec.kind) .. "\0" .. tostring(rec.name)
+        if live[key] then
+          live[key] = nil
+          for i, r in ipairs(st.resources) do
+            if r.kind == rec.kind and r.name == rec.name then table.remove(st.resources, i); break end
+          end
+        end
+      elseif rec.op == "detached" then
+        st.detached, st.pid = true, rec.pid
+      elseif rec.op == "meta" then
+        for k, v in pairs(rec) do if k ~= "op" and k ~= "ts" then st.meta[k] = v end end
+      end
+    end
+  end
+  -- the owning cork process: alive and attached means a run is in progress
+  st.owner_alive = st.pid and not st.detached and cork.core.pid_alive(st.pid) or false
+  return st
+end
+
+-- M.slugs() -> every slug with a journal, sorted.
+function M.slugs()
+  local out, root = {}, M.root()
+  if not fs.exists(root) then return out end
+  for _, name in ipairs(fs.list(root)) do
+    if fs.exists(root .. "/" .. name .. "/journal") then out[#out + 1] = name end
+  end
+  return out
+end
+
+-- M.finish(slug): the bottle is gone: remove its state dir.
+function M.finish(slug)
+  fs.remove(M.dir(slug), { recursive = true, missing_ok = true })
+end
+
+return M
