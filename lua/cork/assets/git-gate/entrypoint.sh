@@ -11,6 +11,7 @@ set -eu
 CONF=${GIT_GATE_CONF:-/etc/cork/git-gate}
 ROOT=${GIT_GATE_ROOT:-/var/lib/cork/git-gate}
 PORT=${GIT_GATE_PORT:-9418}
+LISTEN=${GIT_GATE_LISTEN:-0.0.0.0}
 HOOKS=${GIT_GATE_HOOKS:-$CONF/hooks}
 
 tab=$(printf '\t')
@@ -56,8 +57,13 @@ while IFS="$tab" read -r name url key known; do
 		echo "git-gate: $name: first fetch from the upstream failed" >&2
 		exit 1
 	fi
+	# the mirror's HEAD follows the upstream's default branch, so clones check it out
+	head=$(git -C "$repo" ls-remote --symref origin HEAD | sed -n 's/^ref: \(refs\/heads\/[^	]*\)	HEAD$/\1/p')
+	if [ -n "$head" ]; then
+		git -C "$repo" symbolic-ref HEAD "$head"
+	fi
 done <"$CONF/upstreams"
 
-exec git daemon --reuseaddr --listen=0.0.0.0 --port="$PORT" \
+exec git daemon --reuseaddr --listen="$LISTEN" --port="$PORT" \
 	--base-path="$ROOT" --export-all --enable=receive-pack \
 	--access-hook="$HOOKS/access" "$ROOT"
