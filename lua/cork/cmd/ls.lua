@@ -15,7 +15,7 @@ nothing runs). With the global --json, one `bottle` event per bottle.]]
 
 local function age(ts)
   if not ts then return "?" end
-  local s = os.time() - ts
+  local s = math.floor(os.time() - ts)
   if s < 120 then return s .. "s" end
   if s < 7200 then return (s // 60) .. "m" end
   if s < 172800 then return (s // 3600) .. "h" end
