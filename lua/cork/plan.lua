@@ -345,6 +345,7 @@ function M.build(bottle, agent, opts)
     return path
   end
   local gg = gitgate.plan(remotes, {state_dir = sd, expand = expand})
+  if p.provider.from then p.provider.from = expand(p.provider.from, {}) end
   p.git_gate_plan = gg
   if gg then
     for _, f in ipairs(gg.files) do files[#files + 1] = f end

@@ -240,6 +240,18 @@ T.is(cp.provider.name, "codex", "codex provider")
 T.is(cp.agent_env.OPENAI_API_KEY, require("cork.providers").PLACEHOLDER, "codex placeholder")
 T.ok(cork.yaml.decode(cp.proxy_plan.config).api_allowlist[1] ~= nil, "codex hosts allowlisted")
 
+-- provider overrides: a custom agent, its artifact path ~-expanded
+do
+  local b = manifest.load_bottle("minimal", O)
+  b.agent = {provider = "custom", command = {"my-agent", "--go"}, from = "~/agents/x.smolmachine", image = "mine:1",
+    user = "dev", hosts = {"api.example.com"}}
+  local pc = plan.build(b, nil, {env = env, suffix = "c00002"})
+  T.same(pc.provider, {name = "custom", command = {"my-agent", "--go"}, from = fx.home .. "/agents/x.smolmachine",
+    image = "mine:1", user = "dev", home = "/home/dev", hosts = {"api.example.com"}}, "custom provider")
+  T.same(cork.yaml.decode(pc.proxy_plan.config).api_allowlist, {"api.example.com"}, "custom hosts allowlisted")
+  T.is(pc.supervise_plan, nil, "no supervise")
+end
+
 -- secrets at launch
 do
   local out = plan.resolve_secrets(p, dev, {env = env, ask = function(_, name) return "typed-" .. name end})
