@@ -130,7 +130,7 @@ fuzz:
 	build/fuzz/fuzz_manifest -merge=1 -max_len=4096 tests/fuzz/corpus build/fuzz/corpus
 
 check-docs:
-	$(Q)tests/check-docs.sh
+	$(Q)tests/cli/docs.sh
 
 bench: all
 	$(Q)bench/run-all $(BUILD)
