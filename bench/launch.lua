@@ -3,7 +3,7 @@
 -- by a minimal script. Interleaved runs; medians; ratios.
 local N = tonumber(arg[1]) or 5
 local BIN = os.getenv("CORK_BIN")
-local fs, json = cork.fs, cork.json
+local fs = cork.fs
 
 local ok_d, d = pcall(function() return cork.docker.connect() end)
 if not ok_d or not pcall(d.ping, d) then print("SKIP: no Docker engine"); return 0 end
@@ -37,14 +37,11 @@ end
 -- one cork launch + down, timed; CPU of the cork processes from `times`
 local function cork_cycle()
   local t0 = cork.time()
-  local r = cork.proc.run({ "sh", "-c", '"$0" -q run docker --bottle bench --detach >/dev/null && times', BIN },
+  local r = cork.proc.run({ "sh", "-c", '"$0" -q run docker --bottle bench --detach && times', BIN },
     { env = env, timeout = 120 })
   local t1 = cork.time()
   assert(r.status == 0, "launch failed: " .. r.stderr)
-  local slug
-  for _, s in ipairs(cork.json.decode and {} or {}) do slug = s end
-  local ls = cork.proc.run({ BIN, "--json", "ls" }, { env = env })
-  for line in ls.stdout:gmatch("[^\n]+") do local e = json.decode(line); if e.event == "bottle" then slug = e.slug end end
+  local slug = r.stdout:match("^(%S+)\n")   -- --detach prints the slug
   local r2 = cork.proc.run({ "sh", "-c", '"$0" -q down "$1" && times', BIN, slug }, { env = env, timeout = 120 })
   local t2 = cork.time()
   assert(r2.status == 0, "down failed: " .. r2.stderr)
