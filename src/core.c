@@ -19,7 +19,6 @@
 #include "embedded.h"
 #include "runtime.h"
 
-void cork_clear_interrupt(lua_State *L);
 void cork_settings(lua_State *L);
 
 /* cork.sleep(seconds): interruptible (raises kind "interrupted"). */

@@ -526,7 +526,11 @@ static int proc_run(lua_State *L)
 			kill_child(pid, r.new_pgrp, SIGTERM);
 			kill_at = now + grace;
 		}
-		if (!kill_at && !interrupted && cork_interrupt_pending(L)) {
+		/* Ctrl-C on a terminal shared with an interactive child is the
+		 * child's (an agent cancels its own work with it); TERM and HUP
+		 * still end the session. */
+		if (!kill_at && !interrupted && cork_interrupt_pending(L) &&
+		    !(interactive && cork_interrupt_signal(L) == SIGINT)) {
 			interrupted = 1;
 			kill_child(pid, r.new_pgrp, SIGTERM);
 			kill_at = now + (grace < 2 ? grace : 2);
@@ -540,6 +544,8 @@ static int proc_run(lua_State *L)
 		close(pfd);
 	if (interrupted)
 		cork_checkpoint(L);
+	if (interactive && cork_interrupt_pending(L) && cork_interrupt_signal(L) == SIGINT)
+		cork_clear_interrupt(L);
 
 	lua_createtable(L, 0, 6);
 	push_status(L, st);

@@ -128,8 +128,12 @@ void cork_checkpoint(lua_State *L)
 	}
 }
 
-/* Lua-visible helpers for cork.core (declared in runtime internals). */
-void cork_clear_interrupt(lua_State *L);
+int cork_interrupt_signal(lua_State *L)
+{
+	struct cork *c = cork_runtime(L);
+	return c ? atomic_load(&c->last_signal) : 0;
+}
+
 void cork_clear_interrupt(lua_State *L)
 {
 	struct cork *c = cork_runtime(L);

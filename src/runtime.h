@@ -43,6 +43,8 @@ int cork_error_is(lua_State *L, int idx, const char *kind);
 void cork_checkpoint(lua_State *L);
 int cork_interrupt_pending(lua_State *L);   /* 1 when a checkpoint would raise */
 int cork_in_cleanup(lua_State *L);          /* >0 while scope closers run */
+int cork_interrupt_signal(lua_State *L);    /* the last signal seen (0: none) */
+void cork_clear_interrupt(lua_State *L);    /* forget pending interrupts */
 void cork_cleanup_enter(lua_State *L);
 void cork_cleanup_leave(lua_State *L);
 

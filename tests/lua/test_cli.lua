@@ -143,6 +143,28 @@ do
   T.like(fs.read(out), "forced exit before cleanup finished.*cork down SLUG", "forced exit says what to do")
 end
 
+-- an interactive child owns Ctrl-C; SIGTERM still ends it
+do
+  local script = dir .. "/inter.lua"
+  fs.write(script, [[
+    local r = cork.proc.run({ "sh", "-c", "sleep 0.6; echo child-done" }, { interactive = true })
+    io.write("after:", r.status, "\n")
+  ]])
+  local out = dir .. "/inter.out"
+  local p = cork.proc.spawn({ BIN, "script", script }, { stdout = out, stderr = out })
+  cork.sleep(0.2); p:kill("INT")
+  local res = p:wait(10)
+  T.is(res and res.status, 0, "SIGINT during an interactive child: cork goes on")
+  -- like a terminal's Ctrl-C, the signal reached the whole process group:
+  -- the child decides (sh dies of it), cork itself goes on
+  T.like(fs.read(out), "after:130\n$", "the child got the SIGINT; the script continued")
+  fs.remove(out)
+  p = cork.proc.spawn({ BIN, "script", script }, { stdout = out, stderr = out })
+  cork.sleep(0.2); p:kill("TERM")
+  res = p:wait(10)
+  T.is(res and res.status, 130, "SIGTERM during an interactive child: interrupted")
+end
+
 -- script: arg table, ..., exit code from the chunk, cork bound
 fs.write(dir .. "/args.lua", [[
   local a, b = ...
