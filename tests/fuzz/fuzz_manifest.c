@@ -1,9 +1,10 @@
 /*
  * fuzz_manifest.c: libFuzzer target for the bottle/agent manifest loader.
  *
- * Bytes go through cork.yaml.decode (libyaml, positions) and the validator
- * and normalizer of lua/cork/manifest.lua, inside a Lua state made by the
- * runtime (cork_new, linked from libcork.a). The first byte picks the form:
+ * Bytes go through cork.yaml.decode (libyaml, positions), the validator
+ * and normalizer of lua/cork/manifest.lua and, for a bottle that loads,
+ * cork.plan.build, inside a Lua state made by the runtime (cork_new, linked
+ * from libcork.a). The first byte picks the form:
  * bit 0 agent/bottle, bit 1 Markdown/YAML. Any outcome other than "loaded"
  * or a cork error of kind "manifest" is a bug: the target aborts with the
  * Lua error, so libFuzzer keeps the input.
@@ -37,13 +38,18 @@ static int check_ref = LUA_NOREF;
 static const char harness[] =
 	"local cork = require 'cork'\n"
 	"local manifest = require 'cork.manifest'\n"
+	"local plan = require 'cork.plan'\n"
+	"local env = {HOME = '/nonexistent-cork-fuzz'}\n"
 	"return function(data, mode)\n"
 	"  local kind = (mode & 1) == 1 and 'agent' or 'bottle'\n"
 	"  local name = (mode & 2) == 2 and 'fuzz.md' or 'fuzz.yaml'\n"
 	"  local ok, err = pcall(function()\n"
 	"    local doc, meta = manifest.parse(data, name, kind)\n"
 	"    if kind == 'agent' then manifest.normalize_agent(doc, meta, 'fuzz')\n"
-	"    else manifest.normalize_bottle(doc, meta, 'fuzz') end\n"
+	"    else\n"
+	"      local b = manifest.normalize_bottle(doc, meta, 'fuzz')\n"
+	"      plan.build(b, nil, {env = env, suffix = 'fuzz00', subnets = {}})\n"
+	"    end\n"
 	"  end)\n"
 	"  if ok or cork.is_error(err, 'manifest') then return nil end\n"
 	"  if type(err) == 'table' then\n"

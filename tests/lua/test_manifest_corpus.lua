@@ -1,10 +1,12 @@
 -- Replays the fuzz corpus (tests/fuzz/corpus, grown by `make fuzz`) through
--- the manifest loader in the normal build: every input loads or fails with a
--- "manifest" error, never anything else. The first byte of an input picks
+-- the manifest loader (and, for a bottle that loads, cork.plan.build) in the
+-- normal build: every input loads or fails with a "manifest" error, never
+-- anything else. The first byte of an input picks
 -- the form as in tests/fuzz/fuzz_manifest.c.
 local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
 local cork = require "cork"
 local manifest = require "cork.manifest"
+local plan = require "cork.plan"
 
 local dir = os.getenv("CORK_ROOT") .. "/tests/fuzz/corpus"
 local files = cork.fs.list(dir)
@@ -20,7 +22,10 @@ for _, name in ipairs(files) do
   local ok, err = pcall(function()
     local doc, meta = manifest.parse(data, fname, kind)
     if kind == "agent" then manifest.normalize_agent(doc, meta, "fuzz")
-    else manifest.normalize_bottle(doc, meta, "fuzz") end
+    else
+      local b = manifest.normalize_bottle(doc, meta, "fuzz")
+      plan.build(b, nil, {env = {HOME = "/nonexistent-cork-fuzz"}, suffix = "fuzz00", subnets = {}})
+    end
   end)
   if not ok and not cork.is_error(err, "manifest") then
     bad[#bad + 1] = name .. ": " .. tostring(type(err) == "table" and err.message or err)
