@@ -383,8 +383,6 @@ function M.allowlist_matches(entry, cidrs)
   if type(net) ~= "table" then return false, "no network details in `ls --json`" end
   local got = net.allowed_cidrs or net.allow_cidrs or net.allowlist
   if type(got) ~= "table" then return false, "no allowlist in `ls --json`" end
-  if net.enabled == false then return false, "network disabled" end
-  if net.backend == "tsi" then return false, "TSI backend does not enforce the allowlist" end
   local want, have = {}, {}
   for _, c in ipairs(cidrs) do want[c] = true end
   for _, c in ipairs(got) do have[c] = true end
@@ -394,6 +392,8 @@ function M.allowlist_matches(entry, cidrs)
   for c in pairs(have) do
     if not want[c] then return false, ("allowlist has extra %s"):format(c) end
   end
+  if net.enabled == false then return false, "network disabled" end
+  if net.backend == "tsi" then return false, "TSI backend does not enforce the allowlist" end
   return true
 end
 
