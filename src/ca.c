@@ -391,6 +391,16 @@ static int write_one(lua_State *L, struct written *w, const char *path, BIO *bio
 	return 0;
 }
 
+/* Make the new directory entries durable (best effort). */
+static void sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
 static void check_absent(lua_State *L, const char *path, int overwrite)
 {
 	struct stat st;
@@ -481,6 +491,7 @@ static int ca_mint(lua_State *L)
 		write_one(L, &w, pem_path, b->combined, 0600, overwrite);
 		write_one(L, &w, mcert_path, b->cert_pem, 0644, overwrite);
 	}
+	sync_dir(dir);
 	char fp[65];
 	hex_fingerprint(b->cert, fp);
 	lua_pushcfunction(L, box_free);
@@ -706,6 +717,7 @@ static int ca_issue(lua_State *L)
 	w.n = 0;
 	write_one(L, &w, key_path, b->key_pem, 0600, overwrite);
 	write_one(L, &w, cert_path, b->cert_pem, 0644, overwrite);
+	sync_dir(dir);
 	char fp[65];
 	hex_fingerprint(b->cert, fp);
 	lua_pushcfunction(L, box_free);

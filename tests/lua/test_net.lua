@@ -12,10 +12,11 @@ if os.getenv("CORK_TEST_IN_NETNS") ~= "1" then
   -- Outside the namespace: re-run this file inside a new one.
   local uid = proc.run({ "id", "-u" }).stdout:gsub("%s", "")
   if uid ~= "0" then
-    io.stdout:write("# SKIP ****************************************************\n")
-    io.stdout:write("# SKIP cork.net tests need root (they add addresses inside a\n")
-    io.stdout:write("# SKIP fresh network namespace); running as uid " .. uid .. "\n")
-    io.stdout:write("# SKIP ****************************************************\n")
+    -- On stderr too, so that prove shows it without -v.
+    io.stderr:write("SKIP ****************************************************\n",
+      "SKIP cork.net tests NOT RUN: they need root (they add addresses inside a\n",
+      "SKIP fresh network namespace); running as uid " .. uid .. "\n",
+      "SKIP ****************************************************\n")
     T.skip_all("cork.net tests need root for unshare -n")
   end
   if not have("unshare") then T.skip_all("cork.net tests need unshare (util-linux)") end
@@ -23,9 +24,7 @@ if os.getenv("CORK_TEST_IN_NETNS") ~= "1" then
   local r = proc.run({ "unshare", "-n", os.getenv("CORK_BIN"), "script", me },
     { env = { CORK_TEST_IN_NETNS = "1" }, timeout = 120 })
   io.stdout:write(r.stdout)
-  if r.stderr ~= "" then
-    for line in r.stderr:gmatch("[^\n]+") do io.stdout:write("# ", line, "\n") end
-  end
+  io.stderr:write(r.stderr)
   os.exit(r.status == 0 and 0 or 1)
 end
 
