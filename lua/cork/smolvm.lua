@@ -179,6 +179,7 @@ function Driver:_run(args, o)
   o = o or {}
   local argv = { self.binary }
   for _, a in ipairs(args) do argv[#argv + 1] = a end
+  log.debug("smolvm " .. table.concat(shown_argv(args), " "))
   local ok, r = pcall(proc.run, argv, { env = self.env, timeout = o.timeout or self.call_timeout,
     stdin = o.stdin })
   if not ok then
@@ -462,6 +463,36 @@ function Driver:cp(name, src, dst, opts)
   self:_call({ "machine", "cp", a, b }, "cp", { timeout = opts.timeout })
 end
 
+-- pack{image=REF | from_vm=NAME, output=PATH, timeout=}: a .smolmachine
+-- artifact. 0.8 packs registry references only; --from-vm is 1.x. Packing a
+-- VM reads smolvm's state, so it takes the lifecycle lock; packing an image
+-- does not (it can take minutes and must not block launches).
+function Driver:pack(opts)
+  opts = check_opts(opts, set { "image", "from_vm", "output", "timeout" }, "pack")
+  if type(opts.output) ~= "string" then error("smolvm.pack: output must be a path", 2) end
+  if (opts.image == nil) == (opts.from_vm == nil) then
+    usage("smolvm.pack: give exactly one of 'image' and 'from_vm'")
+  end
+  local args = { "pack", "create" }
+  if opts.image then
+    args[#args + 1] = "--image"; args[#args + 1] = opts.image
+  else
+    check_name(opts.from_vm, "pack")
+    local caps = self:capabilities()
+    if not caps.pack_from_vm then
+      usage(("smolvm.pack: from_vm needs smolvm 1.x (found %s)"):format(caps.version))
+    end
+    args[#args + 1] = "--from-vm"; args[#args + 1] = opts.from_vm
+  end
+  args[#args + 1] = "-o"; args[#args + 1] = opts.output
+  if opts.from_vm then
+    self:_lifecycle(args, "pack", { timeout = opts.timeout })
+  else
+    self:_call(args, "pack", { timeout = opts.timeout })
+  end
+  return opts.output
+end
+
 -- ---- exec -------------------------------------------------------------------
 
 local exec_opts = set { "env", "user", "home", "timeout", "workdir", "check", "stdin" }
@@ -607,7 +638,7 @@ local function drv()
 end
 
 for _, fn in ipairs { "version", "capabilities", "create", "start", "stop", "delete", "ls",
-  "status", "cp", "exec", "wait_ready", "set_env" } do
+  "status", "cp", "exec", "wait_ready", "set_env", "pack" } do
   M[fn] = function(...) local d = drv(); return d[fn](d, ...) end
 end
 

@@ -171,6 +171,17 @@ T.is(last_call(st19), "cp " .. tmp .. "/hello.txt vm1:/home/agent/hello.txt", "c
 d19:cp("vm1", "/home/agent/hello.txt", tmp .. "/back.txt", { direction = "out" })
 T.is(fs.read(tmp .. "/back.txt"), "hi\n", "cp out brings it back")
 
+-- ---- pack -----------------------------------------------------------------------
+T.is(d19:pack { image = "debian:bookworm", output = tmp .. "/out.smolmachine" }, tmp .. "/out.smolmachine",
+  "pack from an image")
+T.is(last_call(st19), "pack create --image debian:bookworm -o " .. tmp .. "/out.smolmachine", "pack argv")
+d19:pack { from_vm = "vm1", output = tmp .. "/vm1.smolmachine" }
+T.is(last_call(st19), "pack create --from-vm vm1 -o " .. tmp .. "/vm1.smolmachine", "pack --from-vm (1.x)")
+T.raises(function() d08:pack { from_vm = "vm1", output = tmp .. "/x" } end, "usage",
+  "from_vm needs smolvm 1%.x %(found 0%.8%.2%)", "no --from-vm on 0.8")
+T.raises(function() d19:pack { image = "a", from_vm = "vm1", output = tmp .. "/x" } end, "usage",
+  "exactly one of 'image' and 'from_vm'", "image and from_vm are exclusive")
+
 -- ---- delete: always -f ----------------------------------------------------------
 -- Without -f smolvm stops the machine, asks [y/N] and, on EOF, cancels:
 raw = proc.run({ FAKE, "machine", "delete", "--name", "vm1" }, { env = { FAKE_SMOLVM_STATE = st19 } })
