@@ -261,7 +261,8 @@ static int plat_addr_change(int add, unsigned ifindex, struct in_addr addr)
 	r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_EXCL : 0);
 	r.u.ifa.ifa_family = AF_INET;
 	r.u.ifa.ifa_prefixlen = 32;
-	r.u.ifa.ifa_scope = RT_SCOPE_HOST;
+	/* Loopback addresses are host-scoped (as the kernel makes 127.0.0.1). */
+	r.u.ifa.ifa_scope = (ntohl(addr.s_addr) >> 24) == 127 ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE;
 	r.u.ifa.ifa_index = ifindex;
 	/* IFA_LOCAL alone on delete: the kernel then matches the address
 	 * whatever its prefix length. */
