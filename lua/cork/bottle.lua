@@ -127,9 +127,12 @@ function M.smolvm(opts)
   local smolvm = require "cork.smolvm"
   local real = smolvm.driver()
   if not opts.dry_run then return real end
-  return M.recorder("smolvm", real, { version = true, capabilities = true, ls = true, status = true },
+  local rec = M.recorder("smolvm", real, { version = true, capabilities = true, ls = true, status = true },
     { exec = { status = 0, stdout = "", stderr = "" }, wait_ready = { attempts = 1, elapsed = 0 },
       create = { name = "<dry-run>" } })
+  -- a field, not a method: the attach argv (journalled as JSON) names it
+  rawset(rec, "binary", real.binary)
+  return rec
 end
 
 -- ---- removing resources (idempotent) ---------------------------------------
