@@ -24,7 +24,8 @@ function T.ok(cond, name, ...)
   n = n + 1
   if cond then out(("ok %d - %s"):format(n, name or ""))
   else
-    failed = failed + 1
+    -- a TODO test (name ending "# TODO reason") is a known failure: TAP does not count it
+    if not (name or ""):find("# TODO", 1, true) then failed = failed + 1 end
     out(("not ok %d - %s"):format(n, name or ""))
     for level = 2, 10 do
       local info = debug.getinfo(level, "Sl")
