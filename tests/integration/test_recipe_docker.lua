@@ -255,6 +255,6 @@ case("user recipe", "provision", function(h)
 end)
 
 T.diag(("docker recipe tests: %.1f s"):format(cork.time() - t0))
-H.sweep(d)
+s:close()   -- T.done() exits: run the defers (sweep, temp dirs) now
 H.no_leaks(T, d, before)
 T.done()

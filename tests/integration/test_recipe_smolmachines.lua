@@ -271,6 +271,6 @@ for _, step in ipairs(STEPS) do
 end
 
 T.diag(("smolmachines recipe tests: %.1f s"):format(cork.time() - t0))
-H.sweep(d)
+s:close()   -- T.done() exits: run the defers (sweep, temp dirs) now
 H.no_leaks(T, d, before)
 T.done()
