@@ -1,7 +1,8 @@
 #!/bin/sh
 # dockerd.sh: a private Docker engine for cork's tests, CI and benchmarks.
 #
-#   tests/lib/dockerd.sh start   start it (idempotent); prints the DOCKER_HOST value
+#   tests/lib/dockerd.sh start   start it (idempotent); prints DOCKER_HOST='unix://...'
+#                                (for eval, as tests/run-all does)
 #   tests/lib/dockerd.sh stop    stop it and remove everything under its directory
 #   tests/lib/dockerd.sh env     print `export DOCKER_HOST=...` (for eval) when running
 #   tests/lib/dockerd.sh status  exit 0 when it answers /_ping
@@ -68,7 +69,7 @@ install_if_missing() {
 
 start() {
 	if running_pid >/dev/null && ping_ok; then
-		echo "unix://$SOCK"
+		echo "DOCKER_HOST='unix://$SOCK'"
 		return 0
 	fi
 	if [ "$(id -u)" != 0 ]; then
@@ -116,7 +117,7 @@ start() {
 		fi
 		sleep 0.1
 	done
-	echo "unix://$SOCK"
+	echo "DOCKER_HOST='unix://$SOCK'"
 }
 
 # Unmount whatever the engine left mounted under DIR (deepest first), then
@@ -170,7 +171,7 @@ start) start ;;
 stop) stop ;;
 env)
 	if running_pid >/dev/null && ping_ok; then
-		echo "export DOCKER_HOST=unix://$SOCK"
+		echo "export DOCKER_HOST='unix://$SOCK'"
 	else
 		say "no private engine is running under $DIR"
 		exit 1
