@@ -38,7 +38,7 @@ EMBED_FILES := $(shell find lua recipes -type f ! -name '*~' ! -name '.*' 2>/dev
 C_TESTS  := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
 .PHONY: all deps test unit-test asan bench install clean check-docs fuzz
-all: $(BUILD)/cork $(if $(filter build,$(BUILD)),cork)
+all: $(BUILD)/cork $(BUILD)/libcork.so $(BUILD)/cork.pc $(if $(filter build,$(BUILD)),cork)
 
 cork: $(BUILD)/cork
 	$(Q)ln -sf $(BUILD)/cork cork
@@ -50,6 +50,21 @@ $(BUILD)/cork: $(MAIN_OBJ) $(BUILD)/libcork.a
 $(BUILD)/libcork.a: $(LIB_OBJS)
 	@echo "  AR    $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
+
+# The shared library exports exactly the API of include/cork.h (src/libcork.map).
+$(BUILD)/libcork.so: $(LIB_OBJS) src/libcork.map
+	@echo "  LINK  $@"
+	$(Q)$(CC) -shared -Wl,-soname,libcork.so.0 -Wl,--version-script=src/libcork.map $(ALL_LDFLAGS) \
+	  -o $@ $(LIB_OBJS) $(LIBS)
+
+# Rewritten whenever PREFIX changes (`make install PREFIX=...` after `make`).
+$(BUILD)/cork.pc: FORCE | $(BUILD)
+	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: cork' 'Description: the cork runtime (C + embedded Lua 5.4) as a library' \
+	  'Version: $(VERSION)' 'Requires.private: $(PKG_NAMES)' 'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -lcork' 'Libs.private: -lm -lpthread' > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else echo "  GEN   $@"; mv $@.tmp $@; fi
+FORCE:
 
 # Checked when the first file is compiled (not when the Makefile is read), so
 # that `make deps test` on a fresh machine installs first, then builds.
@@ -143,6 +158,11 @@ install: all
 	install -m 0755 $(BUILD)/cork $(DESTDIR)$(PREFIX)/bin/cork
 	install -m 0644 $(BUILD)/libcork.a $(DESTDIR)$(PREFIX)/lib/libcork.a
 	install -m 0644 include/cork.h $(DESTDIR)$(PREFIX)/include/cork.h
+	install -m 0755 $(BUILD)/libcork.so $(DESTDIR)$(PREFIX)/lib/libcork.so.$(VERSION)
+	ln -sf libcork.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcork.so.0
+	ln -sf libcork.so.0 $(DESTDIR)$(PREFIX)/lib/libcork.so
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0644 $(BUILD)/cork.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/cork.pc
 
 clean:
 	rm -rf build cork

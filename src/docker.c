@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2801,16 +2802,23 @@ static const luaL_Reg events_metamethods[] = {
 	{NULL, NULL}
 };
 
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 int luaopen_cork_docker(lua_State *L);
 
 int luaopen_cork_docker(lua_State *L)
 {
-	static int curl_ready;
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return luaL_error(L, "cork.docker: libcurl failed to initialise");
-		curl_ready = 1;
-	}
+	/* libcurl's one process-wide init, once, even when runtimes on several
+	 * threads load cork.docker at the same moment. */
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != CURLE_OK)
+		return luaL_error(L, "cork.docker: libcurl failed to initialise");
 	/* JSON: the runtime's lua-cjson */
 	lua_getglobal(L, "require");
 	lua_pushstring(L, "cork.json");

@@ -206,8 +206,10 @@ static int nl_talk(struct nlmsghdr *req, unsigned char *rtype)
 	int fd = nl_open();
 	if (fd < 0)
 		return errno;
-	static uint32_t seq_counter;
-	uint32_t seq = ++seq_counter + (uint32_t)getpid();
+	/* A fresh socket per request only ever sees replies to it, so the
+	 * sequence number need not be unique across calls (no static counter:
+	 * runtimes on other threads share nothing). */
+	uint32_t seq = (uint32_t)getpid() ^ ((uint32_t)fd << 20);
 	req->nlmsg_seq = seq;
 	struct sockaddr_nl kernel;
 	memset(&kernel, 0, sizeof kernel);
