@@ -3,7 +3,14 @@
  * through a shell.
  *
  *   cork.proc.run(argv, opts) -> { status, signal, stdout, stderr, timed_out, truncated }
- *   cork.proc.spawn(argv, opts) -> Process (:pid, :wait, :kill, :running, :close)
+ *   cork.proc.spawn(argv, opts) -> Process (:pid, :wait, :kill, :running, :close,
+ *                                           :stdout, :stderr, :release)
+ *   cork.proc.stdin() -> Reader; cork.proc.poll(readers[, timeout]) -> ready readers
+ *
+ * A Reader buffers lines from a pipe (a spawned child's stdout or stderr
+ * with "pipe", or cork's own stdin) without ever blocking past its timeout,
+ * so one loop can multiplex a control channel and several children (what
+ * `cork serve --stdio` does).
  *
  * Children run in their own process group (so a terminal's Ctrl-C reaches
  * cork, which decides), except with `interactive = true`, where they share
@@ -27,6 +34,9 @@
 #include "runtime.h"
 
 #define PROCESS_MT "cork.proc.Process"
+#define READER_MT "cork.proc.Reader"
+#define MAX_LINE (16 * 1024 * 1024)
+#define FD_PIPE (-3)             /* open_target: the caller makes a pipe */
 #define DEFAULT_MAX_OUTPUT (16 * 1024 * 1024)
 
 extern char **environ;
@@ -569,7 +579,255 @@ struct process {
 	int pgrp;
 	int status;       /* wait status once reaped */
 	int reaped;
+	int released;     /* p:release(): close/__gc leave the child alone */
 };
+
+/* ---- readers: lines from a pipe, never blocking past a timeout ------- */
+
+struct reader {
+	int fd;           /* -1: closed */
+	int owned;        /* close(fd) at close (not for cork's own stdin) */
+	int eof;
+	int discarding;   /* dropping the rest of an over-long line */
+	char *buf;
+	size_t off, len, cap;   /* unread bytes are buf[off .. len) */
+};
+
+static struct reader *new_reader(lua_State *L)
+{
+	struct reader *r = lua_newuserdatauv(L, sizeof *r, 0);
+	memset(r, 0, sizeof *r);
+	r->fd = -1;
+	luaL_setmetatable(L, READER_MT);
+	return r;
+}
+
+static struct reader *check_reader(lua_State *L, int idx)
+{
+	struct reader *r = luaL_checkudata(L, idx, READER_MT);
+	if (r->fd < 0)
+		luaL_argerror(L, idx, "reader is closed");
+	return r;
+}
+
+static int reader_append(struct reader *r, const char *p, size_t n)
+{
+	if (r->discarding) {
+		const char *nl = memchr(p, '\n', n);
+		if (!nl)
+			return 0;
+		r->discarding = 0;
+		n -= (size_t)(nl + 1 - p);
+		p = nl + 1;
+	}
+	if (r->off > 0 && (r->off == r->len || r->off > r->cap / 2)) {
+		memmove(r->buf, r->buf + r->off, r->len - r->off);
+		r->len -= r->off;
+		r->off = 0;
+	}
+	if (r->len + n > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+		char *d;
+		while (cap < r->len + n)
+			cap *= 2;
+		d = realloc(r->buf, cap);
+		if (!d)
+			return ENOMEM;
+		r->buf = d;
+		r->cap = cap;
+	}
+	if (n)
+		memcpy(r->buf + r->len, p, n);
+	r->len += n;
+	return 0;
+}
+
+/* One read() of what the pipe holds (call when poll says readable).
+ * Returns 0, or an errno for a read error or no memory. */
+static int reader_fill(struct reader *r)
+{
+	char tmp[65536];
+	ssize_t n;
+	if (r->fd < 0 || r->eof)
+		return 0;
+	n = read(r->fd, tmp, sizeof tmp);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 0 : errno;
+	if (n == 0) {
+		r->eof = 1;
+		return 0;
+	}
+	return reader_append(r, tmp, (size_t)n);
+}
+
+/* A line is complete, the line is over-long, or the pipe is at its end. */
+static int reader_ready(const struct reader *r)
+{
+	size_t avail = r->len - r->off;
+	return r->eof || avail > MAX_LINE || (avail && memchr(r->buf + r->off, '\n', avail));
+}
+
+/* Push the next line (without its newline), or nil and why: "timeout"
+ * (no complete line yet), "eof", "too_long" (the line was dropped). */
+static int reader_push_line(lua_State *L, struct reader *r)
+{
+	size_t avail = r->len - r->off;
+	const char *p = r->buf ? r->buf + r->off : NULL;
+	const char *nl = avail ? memchr(p, '\n', avail) : NULL;
+	if (nl) {
+		lua_pushlstring(L, p, (size_t)(nl - p));
+		r->off += (size_t)(nl - p) + 1;
+		return 1;
+	}
+	lua_pushnil(L);
+	if (avail > MAX_LINE) {
+		r->off = r->len = 0;
+		r->discarding = 1;
+		lua_pushliteral(L, "too_long");
+	} else if (r->eof && avail) {
+		lua_pop(L, 1);
+		lua_pushlstring(L, p, avail);   /* a last line without a newline */
+		r->off = r->len = 0;
+		return 1;
+	} else {
+		lua_pushstring(L, r->eof ? "eof" : "timeout");
+	}
+	return 2;
+}
+
+/* Wait until one of the n readers is ready or `timeout` seconds pass
+ * (< 0: no limit), reading what arrives. Raises "interrupted" at a pending
+ * interrupt, "io" on a read error. fds has room for n entries. */
+static void readers_wait(lua_State *L, struct reader **rs, struct pollfd *fds, int *idx,
+                         int n, double timeout)
+{
+	double end = timeout >= 0 ? cork_now() + timeout : 0;
+	for (;;) {
+		double left = timeout >= 0 ? end - cork_now() : 0.1;
+		int nf = 0, rc, i;
+		for (i = 0; i < n; i++)
+			if (reader_ready(rs[i]))
+				return;
+		for (i = 0; i < n; i++) {
+			if (rs[i]->fd >= 0 && !rs[i]->eof) {
+				fds[nf].fd = rs[i]->fd;
+				fds[nf].events = POLLIN;
+				fds[nf].revents = 0;
+				idx[nf++] = i;
+			}
+		}
+		if (left < 0)
+			left = 0;
+		rc = poll(nf ? fds : NULL, (nfds_t)nf, left >= 0.1 ? 100 : (int)(left * 1000 + 0.999));
+		if (rc < 0 && errno != EINTR)
+			cork_raise(L, "io", "poll: %s", strerror(errno));
+		for (i = 0; rc > 0 && i < nf; i++) {
+			int err;
+			if (!fds[i].revents)
+				continue;
+			err = reader_fill(rs[idx[i]]);
+			if (err)
+				cork_raise(L, "io", "reading a pipe: %s", strerror(err));
+		}
+		cork_checkpoint(L);
+		if (timeout >= 0 && cork_now() >= end)
+			return;
+	}
+}
+
+/* r:read_line([timeout]) -> line | nil, "timeout" | nil, "eof" | nil, "too_long" */
+static int reader_read_line(lua_State *L)
+{
+	struct reader *r = check_reader(L, 1);
+	double timeout = luaL_optnumber(L, 2, -1);
+	struct pollfd fd;
+	int idx;
+	if (!reader_ready(r))
+		readers_wait(L, &r, &fd, &idx, 1, timeout);
+	return reader_push_line(L, r);
+}
+
+/* cork.proc.poll(readers[, timeout]) -> { ready readers, in the given order } */
+static int proc_poll(lua_State *L)
+{
+	lua_Integer n, i;
+	double timeout;
+	struct reader **rs;
+	struct pollfd *fds;
+	int *idx;
+	luaL_checktype(L, 1, LUA_TTABLE);
+	timeout = luaL_optnumber(L, 2, -1);
+	n = luaL_len(L, 1);
+	luaL_argcheck(L, n <= 4096, 1, "too many readers");
+	lua_settop(L, 2);
+	for (i = 1; i <= n; i++) {
+		struct reader *r;
+		lua_rawgeti(L, 1, i);
+		r = luaL_testudata(L, -1, READER_MT);
+		if (!r || r->fd < 0)
+			luaL_argerror(L, 1, lua_pushfstring(L, "item %d is not an open reader", (int)i));
+		lua_pop(L, 1);
+	}
+	/* one block for the three arrays, collected even if we raise */
+	rs = lua_newuserdatauv(L, (size_t)(n ? n : 1) * (sizeof *rs + sizeof *fds + sizeof *idx), 0);
+	fds = (struct pollfd *)(rs + (n ? n : 1));
+	idx = (int *)(fds + (n ? n : 1));
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, 1, i);
+		rs[i - 1] = lua_touserdata(L, -1);   /* anchored by the table */
+		lua_pop(L, 1);
+	}
+	readers_wait(L, rs, fds, idx, (int)n, timeout);
+	lua_newtable(L);
+	for (i = 1; i <= n; i++) {
+		if (reader_ready(rs[i - 1])) {
+			lua_rawgeti(L, 1, i);
+			lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+		}
+	}
+	return 1;
+}
+
+#define STDIN_KEY "cork.proc.stdin"
+
+/* cork.proc.stdin() -> the Reader over cork's own stdin (one per runtime). */
+static int proc_stdin(lua_State *L)
+{
+	struct reader *r;
+	if (lua_getfield(L, LUA_REGISTRYINDEX, STDIN_KEY) == LUA_TUSERDATA) {
+		r = lua_touserdata(L, -1);
+		if (r->fd >= 0)
+			return 1;
+	}
+	lua_pop(L, 1);
+	r = new_reader(L);
+	r->fd = 0;
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, STDIN_KEY);
+	return 1;
+}
+
+static int reader_close(lua_State *L)
+{
+	struct reader *r = luaL_checkudata(L, 1, READER_MT);
+	if (r->fd >= 0 && r->owned)
+		close(r->fd);
+	r->fd = -1;
+	free(r->buf);
+	r->buf = NULL;
+	r->off = r->len = r->cap = 0;
+	return 0;
+}
+
+static int reader_tostring(lua_State *L)
+{
+	struct reader *r = luaL_checkudata(L, 1, READER_MT);
+	if (r->fd < 0)
+		lua_pushliteral(L, "cork.proc.Reader (closed)");
+	else
+		lua_pushfstring(L, "cork.proc.Reader(fd %d%s)", r->fd, r->eof ? ", eof" : "");
+	return 1;
+}
 
 static struct process *check_process(lua_State *L, int idx)
 {
@@ -593,10 +851,25 @@ static int open_target(lua_State *L, int opts, const char *key, int def, int fla
 		return -2;
 	if (strcmp(v, "null") == 0)
 		return -1;
+	if (strcmp(v, "pipe") == 0 && strcmp(key, "stdin") != 0)
+		return FD_PIPE;
 	fd = open(v, flags | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return cork_raise(L, "io", "cannot open %s for %s: %s", v, key, strerror(errno));
 	return fd;
+}
+
+/* A pipe for a child's stdout or stderr ("pipe"): the write end goes to
+ * the child, the read end to the (closed) reader at uservalue `slot`. */
+static int pipe_for(struct reader *rd, int *child_fd)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return errno;
+	rd->fd = fds[0];
+	rd->owned = 1;
+	*child_fd = fds[1];
+	return 0;
 }
 
 static int proc_spawn(lua_State *L)
@@ -604,25 +877,41 @@ static int proc_spawn(lua_State *L)
 	const char **argv, **envp;
 	struct spawn_req r;
 	struct process *p;
-	int interactive, e;
+	struct reader *rd_out = NULL, *rd_err = NULL;
+	int interactive, e = 0;
 	luaL_checktype(L, 1, LUA_TTABLE);
 	cork_check_options(L, 2, spawn_opts);
 	lua_settop(L, 2);
-	argv = check_argv(L, 1);
-	envp = build_env(L, 2);
+	argv = check_argv(L, 1);                     /* 3 */
+	envp = build_env(L, 2);                      /* 4, 5 */
 	interactive = opt_bool(L, 2, "interactive", 0);
 	memset(&r, 0, sizeof r);
 	r.argv = argv;
 	r.envp = envp;
 	r.cwd = opt_string(L, 2, "cwd");
 	r.new_pgrp = !interactive;
-	p = lua_newuserdatauv(L, sizeof *p, 0);
+	p = lua_newuserdatauv(L, sizeof *p, 2);     /* 6; uservalues: stdout, stderr readers */
 	memset(p, 0, sizeof *p);
 	luaL_setmetatable(L, PROCESS_MT);
 	cork_checkpoint(L);
 	r.fd_in = open_target(L, 2, "stdin", interactive ? -2 : -1, O_RDONLY);
 	r.fd_out = open_target(L, 2, "stdout", -2, O_WRONLY | O_CREAT | O_APPEND);
 	r.fd_err = open_target(L, 2, "stderr", -2, O_WRONLY | O_CREAT | O_APPEND);
+	if (r.fd_out == FD_PIPE) {
+		rd_out = new_reader(L);
+		lua_setiuservalue(L, 6, 1);
+	}
+	if (r.fd_err == FD_PIPE) {
+		rd_err = new_reader(L);
+		lua_setiuservalue(L, 6, 2);
+	}
+	if ((rd_out && (e = pipe_for(rd_out, &r.fd_out)) != 0) ||
+	    (rd_err && (e = pipe_for(rd_err, &r.fd_err)) != 0)) {
+		if (r.fd_in >= 0) close(r.fd_in);
+		if (r.fd_out >= 0) close(r.fd_out);
+		if (r.fd_err >= 0) close(r.fd_err);
+		return cork_raise(L, "io", "cannot create pipes: %s", strerror(e));
+	}
 	p->pid = spawn_child(&r);
 	e = errno;
 	if (r.fd_in >= 0) close(r.fd_in);
@@ -630,9 +919,10 @@ static int proc_spawn(lua_State *L)
 	if (r.fd_err >= 0) close(r.fd_err);
 	if (p->pid < 0) {
 		p->pid = 0;
-		return raise_spawn_error(L, argv[0], r.cwd, e);
+		return raise_spawn_error(L, argv[0], r.cwd, e);   /* the readers' __gc close them */
 	}
 	p->pgrp = r.new_pgrp;
+	lua_settop(L, 6);
 	return 1;
 }
 
@@ -718,12 +1008,33 @@ static int process_kill(lua_State *L)
 	return 1;
 }
 
+/* p:stdout(), p:stderr() -> the Reader of a "pipe" */
+static int process_reader(lua_State *L, int slot, const char *name)
+{
+	check_process(L, 1);
+	if (lua_getiuservalue(L, 1, slot) != LUA_TUSERDATA)
+		return luaL_error(L, "%s was not spawned with \"pipe\"", name);
+	return 1;
+}
+
+static int process_stdout(lua_State *L) { return process_reader(L, 1, "stdout"); }
+static int process_stderr(lua_State *L) { return process_reader(L, 2, "stderr"); }
+
+/* p:release(): stop owning the child; close and __gc no longer signal or
+ * wait for it (it outlives cork, and is reaped by whoever adopts it). */
+static int process_release(lua_State *L)
+{
+	struct process *p = check_process(L, 1);
+	p->released = 1;
+	return 0;
+}
+
 /* p:close([grace]): TERM, wait up to grace seconds (default 5), KILL, reap. */
 static int process_close(lua_State *L)
 {
 	struct process *p = check_process(L, 1);
 	double grace = lua_isnumber(L, 2) ? lua_tonumber(L, 2) : 5, end;
-	if (p->pid <= 0 || reap(p, WNOHANG))
+	if (p->released || p->pid <= 0 || reap(p, WNOHANG))
 		return 0;
 	kill_child(p->pid, p->pgrp, SIGTERM);
 	end = cork_now() + grace;
@@ -756,6 +1067,8 @@ static int process_tostring(lua_State *L)
 static const luaL_Reg proc_funcs[] = {
 	{"run", proc_run},
 	{"spawn", proc_spawn},
+	{"stdin", proc_stdin},
+	{"poll", proc_poll},
 	{NULL, NULL}
 };
 
@@ -765,6 +1078,23 @@ static const luaL_Reg process_methods[] = {
 	{"wait", process_wait},
 	{"kill", process_kill},
 	{"close", process_close},
+	{"stdout", process_stdout},
+	{"stderr", process_stderr},
+	{"release", process_release},
+	{NULL, NULL}
+};
+
+static const luaL_Reg reader_methods[] = {
+	{"read_line", reader_read_line},
+	{"close", reader_close},
+	{NULL, NULL}
+};
+
+static const luaL_Reg reader_meta[] = {
+	{"__close", reader_close},
+	{"__gc", reader_close},
+	{"__tostring", reader_tostring},
+	{"__index", NULL},
 	{NULL, NULL}
 };
 
@@ -782,6 +1112,11 @@ int luaopen_cork_proc(lua_State *L)
 	luaL_newmetatable(L, PROCESS_MT);
 	luaL_setfuncs(L, process_meta, 0);
 	luaL_newlib(L, process_methods);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	luaL_newmetatable(L, READER_MT);
+	luaL_setfuncs(L, reader_meta, 0);
+	luaL_newlib(L, reader_methods);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 	luaL_newlib(L, proc_funcs);
