@@ -1,0 +1,466 @@
+-- cork serve --stdio: a long-lived control mode for editor tooling.
+--
+-- One JSON object per line in each direction (docs/embedding.md):
+--   request   {"id": 1, "method": "ls", "params": {...}}
+--   response  {"id": 1, "result": ...}  or  {"id": 1, "error": {"kind", "message", ...}}
+--   event     an event of docs/events.md with "id": the request that caused it
+--
+-- Every method but `cancel` and `shutdown` runs as a child `cork --json ...`
+-- whose events this loop reads without blocking (cork.proc readers), so the
+-- server answers while launches run, and `cancel` is a SIGINT to the child:
+-- the same safe-point unwinding as Ctrl-C. The events a method exists to
+-- produce (`recipe`, `plan`, `bottle`, `down`, `attach_command`) are folded
+-- into its result; the others (progress, warnings) are relayed, tagged.
+local cork = require "cork"
+local core = require "cork.core"
+local json = require "cork.json"
+local proc = require "cork.proc"
+local fs = require "cork.fs"
+local args = require "cork.args"
+
+local USAGE = "cork serve --stdio [--end-on-exit] [--cork-bin PATH]"
+
+local M = {}
+M.PROTOCOL = 1
+
+M.help = [[
+usage: ]] .. USAGE .. [[
+
+
+A control channel for editors: requests on stdin, responses and events on
+stdout, one JSON object per line (see docs/embedding.md). Methods: recipes,
+plan, run, ls, down, attach_command, cancel, shutdown.
+
+  --stdio         speak the protocol on stdin/stdout (the only transport)
+  --end-on-exit   at EOF (or SIGINT/SIGTERM), end what this session started:
+                  cancel requests in progress and `cork down` the bottles its
+                  runs launched. Without it, launches in progress carry on
+                  and launched bottles keep running.
+  --cork-bin PATH the cork executable that runs each request (default: this
+                  one; set it when cork is embedded in another program)
+
+Stdout belongs to the protocol: the global --json is refused.]]
+
+-- ---- JSON out: lists stay lists even when empty ----------------------------
+
+local ARRAY = { __name = "cork.serve.array" }
+local function array(t) return setmetatable(t or {}, ARRAY) end
+
+local function encode(v)
+  if type(v) ~= "table" then return json.encode(v) end
+  local n, parts = #v, {}
+  local count = 0
+  for _ in pairs(v) do count = count + 1 end
+  if getmetatable(v) == ARRAY or (n > 0 and count == n) then
+    for i = 1, n do parts[i] = encode(v[i]) end
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+  for k, x in pairs(v) do parts[#parts + 1] = json.encode(tostring(k)) .. ":" .. encode(x) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+M.encode = encode
+
+-- ---- the methods ------------------------------------------------------------
+-- params: name -> "string" | "boolean" | "strings" (list of strings) | "id"
+-- argv(params) -> the cork command line after `cork --json`
+-- collect: the event folded into the result; result(items, job) -> result
+
+local function strip(ev)
+  local item = {}
+  for k, v in pairs(ev) do
+    if k ~= "ts" and k ~= "event" and k ~= "level" and k ~= "step" and k ~= "id" then item[k] = v end
+  end
+  return item
+end
+
+local methods = {}
+
+methods.recipes = {
+  params = {},
+  argv = function() return { "recipes" } end,
+  collect = "recipe",
+  result = function(items) return { recipes = array(items) } end,
+}
+
+methods.plan = {
+  params = { bottle = "string", agent = "string", contents = "boolean", no_docker = "boolean" },
+  argv = function(p)
+    local a = { "plan" }
+    if p.bottle then a[#a + 1] = "--bottle"; a[#a + 1] = p.bottle end
+    if p.agent then a[#a + 1] = "--agent"; a[#a + 1] = p.agent end
+    if p.contents then a[#a + 1] = "--contents" end
+    if p.no_docker then a[#a + 1] = "--no-docker" end
+    return a
+  end,
+  collect = "plan",
+  result = function(items) return { plan = items[1] and items[1].plan or json.null } end,
+}
+
+methods.ls = {
+  params = {},
+  argv = function() return { "ls" } end,
+  collect = "bottle",
+  result = function(items)
+    for _, b in ipairs(items) do b.containers = array(b.containers) end
+    return { bottles = array(items) }
+  end,
+}
+
+methods.down = {
+  params = { slugs = "strings", all = "boolean" },
+  check = function(p)
+    if p.all and p.slugs then return "give slugs or all, not both" end
+    if not p.all and (not p.slugs or #p.slugs == 0) then return "down needs slugs (a list) or all = true" end
+  end,
+  argv = function(p)
+    local a = { "down" }
+    if p.all then a[#a + 1] = "--all"; return a end
+    a[#a + 1] = "--"
+    for _, s in ipairs(p.slugs) do a[#a + 1] = s end
+    return a
+  end,
+  collect = "down",
+  result = function(items)
+    for _, d in ipairs(items) do d.removed = array(d.removed) end
+    return { down = array(items) }
+  end,
+}
+
+methods.attach_command = {
+  params = { slug = "string" },
+  required = { "slug" },
+  argv = function(p) return { "attach", "--", p.slug } end,
+  collect = "attach_command",
+  result = function(items)
+    local it = items[1] or {}
+    return { slug = it.slug, argv = array(it.argv) }
+  end,
+}
+
+methods.run = {
+  params = { recipe = "string", args = "strings", detach = "boolean" },
+  required = { "recipe" },
+  argv = function(p)
+    local a = { "run", p.recipe }
+    for _, x in ipairs(p.args or {}) do a[#a + 1] = x end
+    if p.detach ~= false then a[#a + 1] = "--detach" end
+    return a
+  end,
+  streams = true,   -- answered at once; the end is a `finished` event
+}
+
+methods.cancel = { params = { id = "id" }, required = { "id" }, local_ = true }
+methods.shutdown = { params = { ["end"] = "boolean" }, local_ = true }
+
+local function check_params(spec, params)
+  for k, v in pairs(params) do
+    local want = type(k) == "string" and spec.params[k]
+    if not want then return ("unknown param '%s'"):format(tostring(k)) end
+    local ok
+    if want == "strings" then
+      ok = type(v) == "table"
+      if ok then
+        local n = 0
+        for _ in pairs(v) do n = n + 1 end
+        ok = n == #v
+        for _, x in ipairs(v) do ok = ok and type(x) == "string" end
+      end
+      want = "a list of strings"
+    elseif want == "id" then
+      ok = type(v) == "string" or type(v) == "number"
+      want = "a string or a number"
+    else
+      ok = type(v) == want
+      want = "a " .. want
+    end
+    if not ok then return ("param '%s' must be %s"):format(k, want) end
+  end
+  for _, k in ipairs(spec.required or {}) do
+    if params[k] == nil then return ("missing param '%s'"):format(k) end
+  end
+  if spec.check then return spec.check(params) end
+end
+
+-- ---- the server ---------------------------------------------------------
+
+local Server = {}
+Server.__index = Server
+
+local function key_of(id) return type(id) .. ":" .. tostring(id) end
+
+function Server.new(o)
+  return setmetatable({
+    cork_bin = o.cork_bin, end_on_exit = o.end_on_exit,
+    verbose = core.settings().verbose, lua_path = core.settings().lua_path or "",
+    stdin = proc.stdin(), jobs = {}, by_key = {}, launched = {}, launched_order = {},
+    out_ok = true, done = false,
+  }, Server)
+end
+
+function Server:send(text)
+  if not self.out_ok then return end
+  local ok = io.stdout:write(text, "\n")
+  if ok then ok = io.stdout:flush() end
+  if not ok then self.out_ok = false end   -- the client is gone: shut down at the next turn
+end
+
+function Server:respond(id, result) self:send(encode({ id = id, result = result })) end
+
+function Server:fail(id, kind, message, extra)
+  local e = { kind = kind, message = message }
+  for k, v in pairs(extra or {}) do e[k] = v end
+  self:send(encode({ id = id == nil and json.null or id, error = e }))
+end
+
+-- An event of our own, shaped like the runtime's.
+function Server:event(id, name, level, msg, fields)
+  local ev = { id = id == nil and json.null or id, ts = os.time(), event = name, level = level, msg = msg }
+  for k, v in pairs(fields or {}) do ev[k] = v end
+  self:send(encode(ev))
+end
+
+-- A child's event line, relayed with the request id in front of its fields
+-- (the child's bytes otherwise untouched).
+function Server:relay(id, line)
+  local tag = '{"id":' .. encode(id == nil and json.null or id)
+  if line == "{}" then self:send(tag .. "}") else self:send(tag .. "," .. line:sub(2)) end
+end
+
+function Server:start(id, method, spec, params)
+  local argv = { self.cork_bin, "--json" }
+  if self.verbose then argv[#argv + 1] = "-v" end
+  for _, a in ipairs(spec.argv(params)) do argv[#argv + 1] = a end
+  local ok, p = pcall(proc.spawn, argv, { stdout = "pipe", env = { CORK_PATH = self.lua_path } })
+  if not ok then
+    local e = p
+    return self:fail(id, cork.is_error(e) and e.kind or "exec", cork.is_error(e) and e.message or tostring(e))
+  end
+  local job = { id = id, key = key_of(id), method = method, spec = spec, proc = p, out = p:stdout(),
+    items = {}, started = cork.time() }
+  self.jobs[#self.jobs + 1] = job
+  self.by_key[job.key] = job
+  if spec.streams then
+    local shown = {}
+    for i = 2, #argv do shown[#shown + 1] = argv[i] end
+    self:respond(id, { pid = p:pid(), argv = array(shown) })
+  end
+  return job
+end
+
+function Server:on_line(job, line)
+  local ok, ev = pcall(json.decode, line)
+  if not ok or type(ev) ~= "table" or line:sub(1, 1) ~= "{" then
+    -- not an event: something the recipe printed
+    return self:event(job.id, "output", "info", line)
+  end
+  if job.spec.collect and ev.event == job.spec.collect then
+    job.items[#job.items + 1] = strip(ev)
+    return
+  end
+  if ev.event == "failed" then
+    job.failed = ev
+    if not job.spec.streams then return end   -- the error response carries it
+  end
+  if ev.event == "bottle_ready" and type(ev.slug) == "string" then
+    job.slug = ev.slug
+    if not self.launched[ev.slug] then
+      self.launched[ev.slug] = true
+      self.launched_order[#self.launched_order + 1] = ev.slug
+    end
+  end
+  self:relay(job.id, line)
+end
+
+function Server:finish(job, status)
+  local code = status.status or 1
+  for i, j in ipairs(self.jobs) do if j == job then table.remove(self.jobs, i); break end end
+  self.by_key[job.key] = nil
+  if job.out then job.out:close(); job.out = nil end
+  if job.silent then return end
+  local failed = job.failed or {}
+  local kind = failed.kind or (code == 130 and "interrupted") or (code == 2 and "usage") or (code ~= 0 and "failed") or nil
+  if job.spec.streams then
+    local st = code == 0 and "ok" or code == 130 and "interrupted" or code == 2 and "usage" or "failed"
+    self:event(job.id, "finished", code == 0 and "info" or "error",
+      ("%s %s (exit %d)"):format(job.method, st == "ok" and "finished" or st, code),
+      { exit_code = code, status = st, kind = kind, slug = job.slug, cancelled = job.cancelled or nil })
+  elseif code == 0 then
+    self:respond(job.id, job.spec.result(job.items, job))
+  else
+    self:fail(job.id, kind, failed.msg or ("cork %s exited with status %d"):format(job.method, code),
+      { exit_code = code })
+  end
+end
+
+-- Read what a job's child wrote; reap it once it is gone.
+function Server:pump_job(job)
+  while job.out do
+    local line, why = job.out:read_line(0)
+    if line then self:on_line(job, line)
+    elseif why == "eof" then job.out:close(); job.out = nil
+    elseif why == "too_long" then self:event(job.id, "output_dropped", "warn", "an event line over 16 MiB was dropped")
+    else break end
+  end
+end
+
+function Server:reap()
+  for _, job in ipairs({ table.unpack(self.jobs) }) do
+    if not job.proc:running() then
+      -- gone: read what it left in the pipe (not waiting on a grandchild
+      -- that may hold the pipe open), then answer
+      self:pump_job(job)
+      self:finish(job, job.proc:wait())
+    end
+  end
+end
+
+function Server:cancel_job(job)
+  if job.cancelled then return false end
+  job.cancelled = true
+  job.proc:kill("INT")
+  return true
+end
+
+function Server:handle(line)
+  if line:match("^%s*$") then return end
+  local ok, req = pcall(json.decode, line)
+  if not ok then
+    return self:fail(nil, "parse", "invalid JSON: " .. tostring(req):gsub("^.-:%d+: ", ""))
+  end
+  if type(req) ~= "table" or line:match("^%s*%[") then
+    return self:fail(nil, "invalid_request", "a request is a JSON object {\"id\", \"method\", \"params\"}")
+  end
+  local id = req.id
+  if type(id) ~= "string" and type(id) ~= "number" then
+    return self:fail(nil, "invalid_request", "request id must be a string or a number")
+  end
+  for k in pairs(req) do
+    if k ~= "id" and k ~= "method" and k ~= "params" then
+      return self:fail(id, "invalid_request", ("unknown field '%s' in request"):format(tostring(k)))
+    end
+  end
+  if type(req.method) ~= "string" then return self:fail(id, "invalid_request", "request method must be a string") end
+  local spec = methods[req.method]
+  if not spec then return self:fail(id, "unknown_method", ("unknown method '%s'"):format(req.method)) end
+  local params = req.params
+  if params == nil or params == json.null then params = {} end
+  if type(params) ~= "table" or (next(params) ~= nil and #params > 0) then
+    return self:fail(id, "invalid_params", "params must be a JSON object")
+  end
+  local why = check_params(spec, params)
+  if why then return self:fail(id, "invalid_params", ("%s: %s"):format(req.method, why)) end
+  if self.by_key[key_of(id)] then
+    return self:fail(id, "invalid_request", ("id %s is in use by a request in progress"):format(encode(id)))
+  end
+  if req.method == "cancel" then
+    local job = self.by_key[key_of(params.id)]
+    if not job then
+      return self:fail(id, "not_found", ("no request %s in progress (a finished launch is ended with `down`)")
+        :format(encode(params.id)))
+    end
+    self:cancel_job(job)
+    return self:respond(id, { cancelled = true })
+  elseif req.method == "shutdown" then
+    return self:shutdown(id, params["end"] == true)
+  end
+  self:start(id, req.method, spec, params)
+end
+
+function Server:read_requests()
+  while self.stdin and not self.done do
+    local line, why = self.stdin:read_line(0)
+    if line then self:handle(line)
+    elseif why == "eof" then return self:shutdown(nil, self.end_on_exit)
+    elseif why == "too_long" then self:fail(nil, "parse", "request line over 16 MiB dropped")
+    else return end
+  end
+end
+
+-- Run until the jobs are done (no more requests are read).
+function Server:drain()
+  while #self.jobs > 0 do
+    local readers = {}
+    for _, job in ipairs(self.jobs) do if job.out then readers[#readers + 1] = job.out end end
+    local ready = proc.poll(readers, 0.2)
+    for _, job in ipairs({ table.unpack(self.jobs) }) do
+      for _, r in ipairs(ready) do if r == job.out then self:pump_job(job) end end
+    end
+    self:reap()
+  end
+end
+
+-- Stop reading; end what this session started when asked (cancel what is
+-- in progress, `down` the bottles its runs launched), else leave launches
+-- to carry on; wait for the rest; answer `shutdown` last.
+function Server:shutdown(id, end_all)
+  if self.done then return end
+  self.done = true
+  self.stdin = nil
+  local cancelled, left = array(), array()
+  for _, job in ipairs({ table.unpack(self.jobs) }) do
+    if end_all then
+      self:cancel_job(job)
+      cancelled[#cancelled + 1] = job.id
+    elseif job.spec.streams then
+      -- a launch in progress carries on without us
+      job.proc:release()
+      job.out:close(); job.out = nil
+      for i, j in ipairs(self.jobs) do if j == job then table.remove(self.jobs, i); break end end
+      self.by_key[job.key] = nil
+      left[#left + 1] = job.id
+    end
+  end
+  self:drain()
+  local ended = array()
+  if end_all and #self.launched_order > 0 then
+    local job = self:start(id, "down", methods.down, { slugs = self.launched_order })
+    if job then
+      job.silent = true   -- its `down` items go into the shutdown answer
+      self:drain()
+      for _, d in ipairs(job.items) do ended[#ended + 1] = d.slug end
+    end
+  end
+  if id ~= nil then self:respond(id, { cancelled = cancelled, left_running = left, ended = ended }) end
+end
+
+function Server:loop()
+  while not self.done do
+    if not self.out_ok then return self:shutdown(nil, self.end_on_exit) end
+    local readers = { self.stdin }
+    for _, job in ipairs(self.jobs) do if job.out then readers[#readers + 1] = job.out end end
+    local ready = proc.poll(readers, 0.25)
+    for _, r in ipairs(ready) do
+      if r == self.stdin then self:read_requests()
+      else
+        for _, job in ipairs(self.jobs) do if job.out == r then self:pump_job(job); break end end
+      end
+    end
+    self:reap()
+  end
+end
+
+local function default_bin()
+  if fs.exists("/proc/self/exe") then return "/proc/self/exe" end
+  return "cork"
+end
+
+function M.main(argv)
+  local opts, rest = args.parse(argv, { stdio = "boolean", end_on_exit = "boolean", cork_bin = "string" },
+    { usage = USAGE })
+  if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], USAGE)) end
+  if not opts.stdio then cork.error("usage", "serve needs --stdio (the only transport)\nusage: " .. USAGE) end
+  if core.settings().json then
+    cork.error("usage", "serve speaks JSON on stdout already: drop the global --json")
+  end
+  local server = Server.new({ cork_bin = opts.cork_bin or default_bin(), end_on_exit = opts.end_on_exit })
+  -- Whatever ends the loop (EOF, `shutdown`, a signal, a bug), the shutdown
+  -- runs as a cleanup: uninterruptible, so children are never orphaned
+  -- half-relayed, and never killed unless ending them was asked for.
+  local s <close> = cork.scope("serve")
+  s:defer(function() server:shutdown(nil, server.end_on_exit) end)
+  server:loop()
+  return 0
+end
+
+M.methods = methods
+return M

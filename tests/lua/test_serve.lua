@@ -1,0 +1,349 @@
+-- `cork serve --stdio` driven through pipes: every method, malformed input,
+-- unknown methods, bad params, a cancel during a run, shutdown and EOF
+-- (leaving launches running, or ending them with --end-on-exit). Every line
+-- the server writes must parse and match the protocol's schema.
+-- CORK_SERVE_WRAP="valgrind --leak-check=full --error-exitcode=1 -q" runs the
+-- server under that command (the children it starts run without it).
+local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
+local F = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/bottle_fixtures.lua")
+local cork = require "cork"
+local json = require "cork.json"
+local proc, fs = cork.proc, cork.fs
+
+local bin = os.getenv("CORK_BIN") or (os.getenv("CORK_ROOT") .. "/build/cork")
+local wrap = {}
+for w in (os.getenv("CORK_SERVE_WRAP") or ""):gmatch("%S+") do wrap[#wrap + 1] = w end
+local TIMEOUT = #wrap > 0 and 60 or 15
+
+local fx <close> = F.setup()
+local state = fx.dir .. "/state"
+local env = { HOME = fx.home, XDG_CONFIG_HOME = fx.home .. "/.config", XDG_STATE_HOME = state,
+  DOCKER_HOST = "unix://" .. fx.dir .. "/no-docker.sock", CORK_PATH = fx.dir .. "/path", CORK_BUNDLE_IMAGE = false }
+for k, v in pairs(F.secrets) do env[k] = v end
+
+-- A recipe that "launches" a bottle: journals it and says bottle_ready, as
+-- the stock recipes do with --detach (so `down` at shutdown has work to do).
+fs.mkdir(fx.dir .. "/path/recipes")
+fs.write(fx.dir .. "/path/recipes/fakelaunch.lua", [[
+-- fakelaunch: journal a bottle and report it ready (serve tests)
+local opts = require("cork.args").parse({ ... }, { slug = "string", detach = "boolean" })
+assert(opts.detach, "serve passes --detach by default")
+local j = require("cork.journal").open(opts.slug, { backend = "docker", bottle = "fake" })
+j:meta({ attach = { "echo", "attached", opts.slug } })
+j:detached()
+require("cork.log").event("bottle_ready", { slug = opts.slug, backend = "docker" })
+]])
+
+-- ---- schema ----------------------------------------------------------------
+local LEVELS = { debug = true, info = true, step = true, warn = true, error = true }
+local bad = {}
+
+local function is_id(v) return type(v) == "string" or type(v) == "number" or v == json.null end
+
+-- Why msg is not a valid response or event (nil when it is).
+local function schema_error(msg)
+  if type(msg) ~= "table" then return "not an object" end
+  if not is_id(msg.id) then return "id missing or not a string/number/null" end
+  if msg.result ~= nil or msg.error ~= nil then
+    for k in pairs(msg) do
+      if k ~= "id" and k ~= "result" and k ~= "error" then return "response has field " .. k end
+    end
+    if msg.result ~= nil and msg.error ~= nil then return "both result and error" end
+    if msg.error ~= nil then
+      local e = msg.error
+      if type(e) ~= "table" or type(e.kind) ~= "string" or type(e.message) ~= "string" then
+        return "error needs kind and message strings"
+      end
+      if e.exit_code ~= nil and math.type(e.exit_code) ~= "integer" and e.exit_code % 1 ~= 0 then
+        return "exit_code not an integer"
+      end
+    end
+    return nil
+  end
+  if type(msg.event) ~= "string" then return "neither a response nor an event" end
+  if not LEVELS[msg.level] then return "event level " .. tostring(msg.level) end
+  if type(msg.ts) ~= "number" then return "event ts" end
+  if msg.msg ~= nil and type(msg.msg) ~= "string" then return "event msg" end
+  if msg.id == json.null and msg.event ~= "info" and msg.event ~= "warn" then
+    return "untagged event " .. msg.event
+  end
+  return nil
+end
+
+-- ---- a server under test ---------------------------------------------------
+local Server = {}
+Server.__index = Server
+local fifo_n = 0
+
+local function start(extra)
+  fifo_n = fifo_n + 1
+  local fifo = ("%s/in%d"):format(fx.dir, fifo_n)
+  proc.run({ "mkfifo", fifo })
+  -- the shell opens the fifo as the server's stdin; our write end is opened
+  -- after the spawn, so no child ever inherits it (EOF is ours to give)
+  local argv = { "sh", "-c", 'exec "$@" < "$0"', fifo }
+  for _, w in ipairs(wrap) do argv[#argv + 1] = w end
+  argv[#argv + 1] = bin
+  for _, a in ipairs({ "serve", "--stdio" }) do argv[#argv + 1] = a end
+  if #wrap > 0 then argv[#argv + 1] = "--cork-bin"; argv[#argv + 1] = bin end
+  for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
+  -- stderr (the children's human warnings) to a file: prove's output stays TAP
+  local p = proc.spawn(argv, { stdout = "pipe", stderr = fx.dir .. "/stderr", env = env, cwd = fx.cwd })
+  local w = assert(io.open(fifo, "w"))
+  return setmetatable({ p = p, w = w, out = p:stdout(), seen = {}, raw = {} }, Server)
+end
+
+function Server:send(v)
+  self.w:write(type(v) == "string" and v or json.encode(v), "\n")
+  self.w:flush()
+end
+
+-- The next message (decoded and schema-checked), or nil at timeout/EOF.
+function Server:recv(timeout)
+  local line, why = self.out:read_line(timeout or TIMEOUT)
+  if not line then return nil, why end
+  self.raw[#self.raw + 1] = line
+  local ok, msg = pcall(json.decode, line)
+  if not ok then bad[#bad + 1] = "unparsable: " .. line; return self:recv(timeout) end
+  local err = schema_error(msg)
+  if err then bad[#bad + 1] = err .. ": " .. line end
+  self.seen[#self.seen + 1] = msg
+  return msg
+end
+
+-- Messages until pred(msg) is true; returns that message and all of them.
+function Server:until_(pred, timeout)
+  local all = {}
+  while true do
+    local m, why = self:recv(timeout)
+    if not m then return nil, all, why end
+    all[#all + 1] = m
+    if pred(m) then return m, all end
+  end
+end
+
+function Server:response(id, timeout)
+  return self:until_(function(m) return m.id == id and (m.result ~= nil or m.error ~= nil) end, timeout)
+end
+
+function Server:request(id, method, params)
+  self:send({ id = id, method = method, params = params })
+  return self:response(id)
+end
+
+function Server:eof() if self.w then self.w:close(); self.w = nil end end
+
+function Server:exit_status()
+  self:eof()
+  local st = self.p:wait(TIMEOUT)
+  return st and st.status
+end
+
+local function events_of(list, id, name)
+  local out = {}
+  for _, m in ipairs(list) do if m.id == id and m.event == name then out[#out + 1] = m end end
+  return out
+end
+
+local function count(t) local n = 0; for _ in pairs(t) do n = n + 1 end; return n end
+
+-- ---- one server: the methods, bad input ----------------------------------
+local s = start()
+
+local r = s:request(1, "recipes")
+local names = {}
+for _, x in ipairs(r and r.result and r.result.recipes or {}) do names[x.name] = x end
+T.ok(names.hello and names.docker and names.smolmachines and names.fakelaunch, "recipes: stock ones and CORK_PATH's")
+T.is(names.hello and names.hello.description, "a tiny recipe that exercises scopes, steps and events",
+  "recipes: description")
+T.is(names.hello and names.hello.event, nil, "recipes: items are plain (no event fields)")
+
+-- malformed lines: an error answer each, and the server goes on
+s:send("this is not json")
+r = s:response(json.null)
+T.is(r and r.error.kind, "parse", "malformed JSON: kind parse")
+T.like(r and r.error.message, "^invalid JSON: ", "malformed JSON: message")
+s:send("[1, 2]")
+r = s:response(json.null)
+T.is(r and r.error.kind, "invalid_request", "a JSON array: invalid_request")
+s:send('{"method": "ls"}')
+r = s:response(json.null)
+T.is(r and r.error.message, "request id must be a string or a number", "no id: invalid_request, id null")
+s:send('{"id": {"x": 1}, "method": "ls"}')
+r = s:response(json.null)
+T.is(r and r.error.kind, "invalid_request", "an object id: invalid_request")
+s:send('{"id": 5, "method": "ls", "jsonrpc": "2.0"}')
+r = s:response(5)
+T.is(r and r.error.message, "unknown field 'jsonrpc' in request", "unknown field named")
+s:send('{"id": 6}')
+r = s:response(6)
+T.is(r and r.error.message, "request method must be a string", "no method")
+s:send("")
+r = s:request(7, "frobnicate")
+T.is(r and r.error.kind, "unknown_method", "unknown method: kind")
+T.is(r and r.error.message, "unknown method 'frobnicate'", "unknown method: message")
+r = s:request("p1", "run", {})
+T.is(r and r.error.message, "run: missing param 'recipe'", "missing param")
+r = s:request("p2", "plan", { bottle = 5 })
+T.is(r and r.error.message, "plan: param 'bottle' must be a string", "param type")
+r = s:request("p3", "ls", { verbose = true })
+T.is(r and r.error.message, "ls: unknown param 'verbose'", "unknown param")
+r = s:request("p4", "run", { recipe = "hello", args = { "--steps", 2 } })
+T.is(r and r.error.message, "run: param 'args' must be a list of strings", "args must be strings")
+r = s:request("p5", "down", {})
+T.is(r and r.error.message, "down: down needs slugs (a list) or all = true", "down needs slugs")
+s:send('{"id": "p6", "method": "ls", "params": [1]}')
+r = s:response("p6")
+T.is(r and r.error.message, "params must be a JSON object", "params must be an object")
+
+-- plan: the `cork plan` machinery; no secret value in anything we got
+r = s:request("plan", "plan", { bottle = "dev", no_docker = true })
+T.is(r and r.result and type(r.result.plan), "table", "plan: result.plan")
+T.ok(r and r.result and r.result.plan and r.result.plan.slug ~= nil, "plan: has a slug")
+r = s:request("plan2", "plan", { bottle = "ghost" })
+T.is(r and r.error and r.error.kind, "not_found", "plan of a missing bottle: the child's error kind")
+T.is(r and r.error and r.error.exit_code, 1, "and its exit code")
+local blob = {}
+for _, m in ipairs(s.seen) do blob[#blob + 1] = json.encode(m) end
+T.unlike(table.concat(blob, "\n"), "FIXTURESECRET", "no secret value in any answer or event")
+
+-- run: answered at once, events tagged, a finished event
+r = s:request("run1", "run", { recipe = "hello", args = { "--steps", "2" }, detach = false })
+T.ok(r and r.result and type(r.result.pid) == "number" and r.result.pid % 1 == 0, "run: answered with the child's pid")
+T.same(r and r.result.argv, { "--json", "run", "hello", "--steps", "2" }, "run: the command it runs")
+local fin, all = s:until_(function(m) return m.id == "run1" and m.event == "finished" end)
+T.is(#events_of(all, "run1", "step"), 2, "run: step events tagged with the request id")
+T.is(#events_of(all, "run1", "resource"), 2, "run: the recipe's own events too")
+T.is(fin and fin.exit_code, 0, "run: finished, exit 0")
+T.is(fin and fin.status, "ok", "run: status ok")
+
+-- a run that fails: the child's failed event, then finished with its code
+r = s:request("run2", "run", { recipe = "hello", args = { "--fail-at", "1" }, detach = false })
+fin, all = s:until_(function(m) return m.id == "run2" and m.event == "finished" end)
+T.is(#events_of(all, "run2", "failed"), 1, "failing run: the failed event is relayed")
+T.ok(fin and fin.exit_code == 1 and fin.kind == "demo" and fin.status == "failed", "failing run: finished, exit 1, kind demo")
+
+-- cancel during a run: every cleanup runs, exit 130
+local marker = fx.dir .. "/marker"
+r = s:request("long", "run", { recipe = "hello", detach = false,
+  args = { "--steps", "3", "--pause", "0.4", "--marker", marker } })
+local first = s:until_(function(m) return m.id == "long" and m.event == "resource" end)
+T.ok(first ~= nil, "long run: first resource")
+r = s:request("dup", "ls")   -- the server answers while the run goes on
+T.ok(r and r.result and type(r.result.bottles) == "table", "ls answers while a run is in progress")
+s:send({ id = "long", method = "ls" })
+r = s:response("long")
+T.is(r and r.error and r.error.kind, "invalid_request", "an id in use is refused")
+r = s:request("c1", "cancel", { id = "long" })
+T.same(r and r.result, { cancelled = true }, "cancel: answered")
+fin, all = s:until_(function(m) return m.id == "long" and m.event == "finished" end)
+T.ok(fin and fin.exit_code == 130 and fin.status == "interrupted" and fin.cancelled == true,
+  "cancelled run: finished with exit 130, cancelled")
+local lines = fs.exists(marker) and fs.read(marker) or ""
+local n = select(2, lines:gsub("after: interrupted", ""))
+T.ok(n >= 1 and not lines:find("cleanup %d\n"), "every cleanup ran, after the interrupt")
+T.like(lines, "cleanup 1 after: interrupted\n$", "in reverse order, the first step's last")
+r = s:request("c2", "cancel", { id = "long" })
+T.is(r and r.error and r.error.kind, "not_found", "cancel of a finished request: not_found")
+
+-- ls, attach_command, down against a journalled bottle
+local slug = "serve-test-a1b2"
+r = s:request("launch", "run", { recipe = "fakelaunch", args = { "--slug", slug } })
+fin = s:until_(function(m) return m.id == "launch" and m.event == "finished" end)
+T.is(fin and fin.slug, slug, "launch: the finished event names the bottle")
+r = s:request("ls", "ls")
+local found
+for _, b in ipairs(r and r.result and r.result.bottles or {}) do if b.slug == slug then found = b end end
+T.ok(found ~= nil, "ls: the bottle is listed")
+T.is(found and found.event, nil, "ls: rows are plain")
+r = s:request("att", "attach_command", { slug = slug })
+T.same(r and r.result, { slug = slug, argv = { "echo", "attached", slug } }, "attach_command: the argv to run")
+r = s:request("att2", "attach_command", { slug = "no-such-bottle" })
+T.is(r and r.error and r.error.kind, "not_found", "attach_command of an unknown bottle: not_found")
+r = s:request("down", "down", { slugs = { slug } })
+T.is(r and r.result and r.result.down and r.result.down[1] and r.result.down[1].slug, slug, "down: result")
+T.ok(not fs.exists(state .. "/cork/" .. slug), "down: the bottle's state is gone")
+r = s:request("ls2", "ls")
+T.same(r and r.result, { bottles = {} }, "ls: none left (an empty list)")
+T.like(s.raw[#s.raw], '"bottles":%[%]', "ls: an empty list is [] on the wire")
+
+-- shutdown (no end): answered, exit 0
+r = s:request("bye", "shutdown")
+T.same(r and r.result, { cancelled = {}, left_running = {}, ended = {} }, "shutdown: answered")
+T.is(s:exit_status(), 0, "shutdown: exit 0")
+T.is(#bad, 0, "every line parsed and matched the schema", table.concat(bad, "\n"))
+
+-- ---- EOF without --end-on-exit: the launch carries on ----------------------
+local m2 = fx.dir .. "/marker2"
+s = start()
+r = s:request("r", "run", { recipe = "hello", detach = false, args = { "--steps", "2", "--pause", "0.5", "--marker", m2 } })
+local pid = r and r.result and r.result.pid
+s:until_(function(m) return m.id == "r" and m.event == "resource" end)
+local t0 = cork.time()
+T.is(s:exit_status(), 0, "EOF: exit 0")
+T.ok(cork.time() - t0 < 5, "EOF: the server does not wait for the launch")
+T.ok(pid and cork.core.pid_alive(pid), "EOF: the launch is still running")
+while pid and cork.core.pid_alive(pid) and cork.time() - t0 < TIMEOUT do cork.sleep(0.05) end
+T.is(fs.exists(m2) and fs.read(m2), "cleanup 2\ncleanup 1\n", "EOF: ...and it finished on its own (no interrupt)")
+
+-- ---- shutdown without end while a run is in progress ------------------------
+s = start()
+r = s:request("r", "run", { recipe = "hello", detach = false, args = { "--steps", "1", "--pause", "1" } })
+pid = r and r.result and r.result.pid
+r = s:request("s", "shutdown")
+T.same(r and r.result, { cancelled = {}, left_running = { "r" }, ended = {} }, "shutdown: reports the run left running")
+T.is(s:exit_status(), 0, "shutdown: exit 0")
+T.ok(pid and cork.core.pid_alive(pid), "the run goes on")
+while pid and cork.core.pid_alive(pid) do cork.sleep(0.05) end
+
+-- ---- EOF with --end-on-exit: runs cancelled, launched bottles ended ---------
+local m3 = fx.dir .. "/marker3"
+local slug2 = "serve-test-c3d4"
+s = start({ "--end-on-exit" })
+r = s:request("l", "run", { recipe = "fakelaunch", args = { "--slug", slug2 } })
+s:until_(function(m) return m.id == "l" and m.event == "finished" end)
+T.ok(fs.exists(state .. "/cork/" .. slug2), "end-on-exit: a bottle launched")
+r = s:request("r", "run", { recipe = "hello", detach = false, args = { "--steps", "2", "--pause", "5", "--marker", m3 } })
+s:until_(function(m) return m.id == "r" and m.event == "resource" end)
+s:eof()
+fin, all = s:until_(function(m) return m.id == "r" and m.event == "finished" end)
+T.is(fin and fin.exit_code, 130, "end-on-exit: the run in progress is cancelled at EOF")
+T.is(fs.exists(m3) and fs.read(m3), "cleanup 1 after: interrupted\n", "end-on-exit: its cleanup ran")
+local rest = {}
+while true do local m = s:recv(); if not m then break end; rest[#rest + 1] = m end
+T.ok(#events_of(rest, json.null, "info") >= 1, "end-on-exit: down's progress relayed (untagged: no request)")
+T.is(s:exit_status(), 0, "end-on-exit: exit 0")
+T.ok(not fs.exists(state .. "/cork/" .. slug2), "end-on-exit: the launched bottle is down")
+
+-- ---- shutdown {end = true} --------------------------------------------------
+local slug3 = "serve-test-e5f6"
+s = start()
+s:request("l", "run", { recipe = "fakelaunch", args = { "--slug", slug3 } })
+s:until_(function(m) return m.id == "l" and m.event == "finished" end)
+r = s:request("r", "run", { recipe = "hello", detach = false, args = { "--steps", "1", "--pause", "5" } })
+s:until_(function(m) return m.id == "r" and m.event == "resource" end)
+r = s:request("bye", "shutdown", { ["end"] = true })
+T.same(r and r.result, { cancelled = { "r" }, left_running = {}, ended = { slug3 } }, "shutdown end: what it ended")
+T.is(#events_of(s.seen, "r", "finished"), 1, "shutdown end: the run's finished event came first")
+T.is(s:exit_status(), 0, "shutdown end: exit 0")
+T.ok(not fs.exists(state .. "/cork/" .. slug3), "shutdown end: the bottle is down")
+
+-- ---- the command line --------------------------------------------------------
+local function cli(args)
+  local argv = { bin }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  return proc.run(argv, { env = env })
+end
+local c = cli({ "serve" })
+T.is(c.status, 2, "serve without --stdio: usage")
+T.like(c.stderr, "serve needs %-%-stdio", "serve without --stdio: message")
+c = cli({ "--json", "serve", "--stdio" })
+T.is(c.status, 2, "serve with the global --json: usage")
+c = cli({ "serve", "--help" })
+T.like(c.stdout, "usage: cork serve %-%-stdio", "serve --help")
+
+T.is(#bad, 0, "every line of every server parsed and matched the schema", table.concat(bad, "\n"))
+local errs = fs.read(fx.dir .. "/stderr")
+T.unlike(errs, "traceback", "no Lua traceback on any server's stderr", errs)
+if #wrap > 0 then T.unlike(errs, "==%d+==", "the wrapper reported nothing", errs) end
+T.done()
