@@ -614,6 +614,10 @@ static int run_protected(struct cork *c, int nargs)
 		fflush(stderr);
 	}
 	lua_settop(L, base - 1);
+	/* An interrupt belongs to the run in progress (or, made between runs,
+	 * to the next one): once a run has returned, it is spent. */
+	atomic_store(&c->interrupts, 0);
+	atomic_store(&c->last_signal, 0);
 	return code;
 }
 
