@@ -56,13 +56,14 @@ $(BUILD)/libcork.so: $(LIB_OBJS) src/libcork.map
 	@echo "  LINK  $@"
 	$(Q)$(CC) -shared -Wl,-soname,libcork.so.0 -Wl,--version-script=src/libcork.map $(ALL_LDFLAGS) \
 	  -o $@ $(LIB_OBJS) $(LIBS)
+	$(Q)ln -sf libcork.so $(BUILD)/libcork.so.0
 
 # Rewritten whenever PREFIX changes (`make install PREFIX=...` after `make`).
 $(BUILD)/cork.pc: FORCE | $(BUILD)
 	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: cork' 'Description: the cork runtime (C + embedded Lua 5.4) as a library' \
-	  'Version: $(VERSION)' 'Requires.private: $(PKG_NAMES)' 'Cflags: -I$${includedir}' \
-	  'Libs: -L$${libdir} -lcork' 'Libs.private: -lm -lpthread' > $@.tmp
+	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -lcork' 'Libs.private: $(strip $(LIBS))' > $@.tmp
 	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else echo "  GEN   $@"; mv $@.tmp $@; fi
 FORCE:
 
