@@ -65,6 +65,12 @@ t $? "examples/embed.c builds statically (libcork.a, pkg-config --static)"
 "$tmp/embed-static" hello --steps 1 >"$tmp/out" 2>&1
 t $? "and runs hello"
 
+# docs/embedding.md shows the example in full: it must be this file
+awk '/<!-- example:embed.c -->/ {on = 1; next} on && /^```c$/ {in_code = 1; next}
+     in_code && /^```$/ {exit} in_code {print}' "$root/docs/embedding.md" >"$tmp/doc.c"
+cmp -s "$tmp/doc.c" "$root/examples/embed.c"
+t $? "docs/embedding.md lists examples/embed.c as it is"
+
 if command -v c++ >/dev/null 2>&1; then
 	echo '#include <cork.h>
 int main() { struct cork *c = cork_new(nullptr); cork_free(c); return 0; }' >"$tmp/x.cc"

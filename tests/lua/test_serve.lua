@@ -328,6 +328,28 @@ T.is(#events_of(s.seen, "r", "finished"), 1, "shutdown end: the run's finished e
 T.is(s:exit_status(), 0, "shutdown end: exit 0")
 T.ok(not fs.exists(state .. "/cork/" .. slug3), "shutdown end: the bottle is down")
 
+-- ---- signals: SIGTERM to the server is EOF plus exit 130 ------------------
+s = start()
+r = s:request("r", "run", { recipe = "hello", detach = false, args = { "--steps", "1", "--pause", "1" } })
+pid = r and r.result and r.result.pid
+s:until_(function(m) return m.id == "r" and m.event == "resource" end)
+s.p:kill("TERM")
+T.is(s.p:wait(TIMEOUT).status, 130, "SIGTERM: the server exits 130")
+T.ok(pid and cork.core.pid_alive(pid), "SIGTERM without --end-on-exit: the launch carries on")
+while pid and cork.core.pid_alive(pid) do cork.sleep(0.05) end
+s:eof()
+
+local m4 = fx.dir .. "/marker4"
+s = start({ "--end-on-exit" })
+r = s:request("r", "run", { recipe = "hello", detach = false, args = { "--steps", "1", "--pause", "5", "--marker", m4 } })
+s:until_(function(m) return m.id == "r" and m.event == "resource" end)
+s.p:kill("INT")
+fin = s:until_(function(m) return m.id == "r" and m.event == "finished" end)
+T.is(fin and fin.exit_code, 130, "SIGINT with --end-on-exit: the run is cancelled and reported")
+T.is(s.p:wait(TIMEOUT).status, 130, "then the server exits 130")
+T.is(fs.exists(m4) and fs.read(m4), "cleanup 1 after: interrupted\n", "the run's cleanup ran")
+s:eof()
+
 -- ---- the command line --------------------------------------------------------
 local function cli(args)
   local argv = { bin }
