@@ -314,6 +314,15 @@ function Server:reap()
   end
 end
 
+-- How long a poll may sleep: a job whose pipe has ended is about to exit
+-- (the pipe closes a moment before the child can be reaped), so look again
+-- soon; otherwise wake a few times a second to notice exits that keep
+-- the pipe open (a grandchild holding it).
+function Server:tick()
+  for _, job in ipairs(self.jobs) do if not job.out then return 0.005 end end
+  return 0.25
+end
+
 function Server:cancel_job(job)
   if job.cancelled then return false end
   job.cancelled = true
@@ -381,7 +390,7 @@ function Server:drain()
   while #self.jobs > 0 do
     local readers = {}
     for _, job in ipairs(self.jobs) do if job.out then readers[#readers + 1] = job.out end end
-    local ready = proc.poll(readers, 0.2)
+    local ready = proc.poll(readers, self:tick())
     for _, job in ipairs({ table.unpack(self.jobs) }) do
       for _, r in ipairs(ready) do if r == job.out then self:pump_job(job) end end
     end
@@ -428,7 +437,7 @@ function Server:loop()
     if not self.out_ok then return self:shutdown(nil, self.end_on_exit) end
     local readers = { self.stdin }
     for _, job in ipairs(self.jobs) do if job.out then readers[#readers + 1] = job.out end end
-    local ready = proc.poll(readers, 0.25)
+    local ready = proc.poll(readers, self:tick())
     for _, r in ipairs(ready) do
       if r == self.stdin then self:read_requests()
       else
