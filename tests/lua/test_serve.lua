@@ -350,6 +350,30 @@ T.is(s.p:wait(TIMEOUT).status, 130, "then the server exits 130")
 T.is(fs.exists(m4) and fs.read(m4), "cleanup 1 after: interrupted\n", "the run's cleanup ran")
 s:eof()
 
+-- ---- a signal during shutdown {end}: the wait for cleanups goes on -----------
+fs.write(fx.dir .. "/path/recipes/slowclean.lua", [[
+-- slowclean: a cleanup that takes a while (serve tests)
+local marker = ...
+local s <close> = cork.scope("slow")
+s:defer(function() cork.sleep(1); cork.fs.write(marker, "cleaned") end)
+require("cork.log").event("resource", { name = "slow" })
+cork.sleep(30)
+]])
+local m5 = fx.dir .. "/marker5"
+s = start()
+r = s:request("r", "run", { recipe = "slowclean", detach = false, args = { m5 } })
+s:until_(function(m) return m.id == "r" and m.event == "resource" end)
+s:send({ id = "bye", method = "shutdown", params = { ["end"] = true } })
+cork.sleep(0.3)
+s.p:kill("INT")
+r = s:response("bye")
+T.same(r and r.result, { cancelled = { "r" }, left_running = {}, ended = {} },
+  "SIGINT during shutdown {end}: the shutdown still finishes and answers")
+T.is(fs.exists(m5) and fs.read(m5), "cleaned", "the run's slow cleanup was waited for")
+T.is(#events_of(s.seen, "r", "finished"), 1, "and its end reported")
+T.is(s.p:wait(TIMEOUT).status, 130, "then the server exits 130")
+s:eof()
+
 -- ---- the command line --------------------------------------------------------
 local function cli(args)
   local argv = { bin }

@@ -400,36 +400,47 @@ end
 
 -- Stop reading; end what this session started when asked (cancel what is
 -- in progress, `down` the bottles its runs launched), else leave launches
--- to carry on; wait for the rest; answer `shutdown` last.
+-- to carry on; wait for the rest; answer `shutdown` last. Safe to call
+-- again: a signal that cuts a `shutdown` request's wait short lands in the
+-- serve scope's cleanup, which calls it again to finish the job
+-- (uninterruptibly) rather than abandon children half-relayed.
 function Server:shutdown(id, end_all)
-  if self.done then return end
+  local sd = self.sd
+  if not sd then
+    sd = { id = id, cancelled = array(), left = array(), ended = array() }
+    self.sd = sd
+  end
+  if sd.finished then return end
+  sd.end_all = sd.end_all or end_all
   self.done = true
   self.stdin = nil
-  local cancelled, left = array(), array()
   for _, job in ipairs({ table.unpack(self.jobs) }) do
-    if end_all then
-      self:cancel_job(job)
-      cancelled[#cancelled + 1] = job.id
+    if sd.end_all then
+      if self:cancel_job(job) then sd.cancelled[#sd.cancelled + 1] = job.id end
     elseif job.spec.streams then
       -- a launch in progress carries on without us
       job.proc:release()
-      job.out:close(); job.out = nil
+      if job.out then job.out:close(); job.out = nil end
       for i, j in ipairs(self.jobs) do if j == job then table.remove(self.jobs, i); break end end
       self.by_key[job.key] = nil
-      left[#left + 1] = job.id
+      sd.left[#sd.left + 1] = job.id
     end
   end
   self:drain()
-  local ended = array()
-  if end_all and #self.launched_order > 0 then
-    local job = self:start(id, "down", methods.down, { slugs = self.launched_order })
+  if sd.end_all and #self.launched_order > 0 and not sd.down_started then
+    sd.down_started = true
+    local job = self:start(sd.id, "down", methods.down, { slugs = self.launched_order })
     if job then
       job.silent = true   -- its `down` items go into the shutdown answer
-      self:drain()
-      for _, d in ipairs(job.items) do ended[#ended + 1] = d.slug end
+      sd.down_job = job
     end
   end
-  if id ~= nil then self:respond(id, { cancelled = cancelled, left_running = left, ended = ended }) end
+  self:drain()
+  if sd.down_job then
+    for _, d in ipairs(sd.down_job.items) do sd.ended[#sd.ended + 1] = d.slug end
+  end
+  sd.finished = true
+  if sd.id ~= nil then self:respond(sd.id, { cancelled = sd.cancelled, left_running = sd.left, ended = sd.ended }) end
 end
 
 function Server:loop()
