@@ -11,9 +11,6 @@ local json = require "cork.json"
 local proc, fs = cork.proc, cork.fs
 
 local bin = os.getenv("CORK_BIN") or (os.getenv("CORK_ROOT") .. "/build/cork")
-local wrap = {}
-for w in (os.getenv("CORK_SERVE_WRAP") or ""):gmatch("%S+") do wrap[#wrap + 1] = w end
-local TIMEOUT = #wrap > 0 and 60 or 15
 
 local fx <close> = F.setup()
 local state = fx.dir .. "/state"
@@ -34,118 +31,11 @@ j:detached()
 require("cork.log").event("bottle_ready", { slug = opts.slug, backend = "docker" })
 ]])
 
--- ---- schema ----------------------------------------------------------------
-local LEVELS = { debug = true, info = true, step = true, warn = true, error = true }
-local bad = {}
+local C = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/serve_client.lua")
+local bad, TIMEOUT, wrap = C.bad, C.TIMEOUT, C.wrap
+local events_of = C.events_of
+local function start(extra) return C.start({ dir = fx.dir, env = env, cwd = fx.cwd, extra = extra }) end
 
-local function is_id(v) return type(v) == "string" or type(v) == "number" or v == json.null end
-
--- Why msg is not a valid response or event (nil when it is).
-local function schema_error(msg)
-  if type(msg) ~= "table" then return "not an object" end
-  if not is_id(msg.id) then return "id missing or not a string/number/null" end
-  if msg.result ~= nil or msg.error ~= nil then
-    for k in pairs(msg) do
-      if k ~= "id" and k ~= "result" and k ~= "error" then return "response has field " .. k end
-    end
-    if msg.result ~= nil and msg.error ~= nil then return "both result and error" end
-    if msg.error ~= nil then
-      local e = msg.error
-      if type(e) ~= "table" or type(e.kind) ~= "string" or type(e.message) ~= "string" then
-        return "error needs kind and message strings"
-      end
-      if e.exit_code ~= nil and math.type(e.exit_code) ~= "integer" and e.exit_code % 1 ~= 0 then
-        return "exit_code not an integer"
-      end
-    end
-    return nil
-  end
-  if type(msg.event) ~= "string" then return "neither a response nor an event" end
-  if not LEVELS[msg.level] then return "event level " .. tostring(msg.level) end
-  if type(msg.ts) ~= "number" then return "event ts" end
-  if msg.msg ~= nil and type(msg.msg) ~= "string" then return "event msg" end
-  if msg.id == json.null and msg.event ~= "info" and msg.event ~= "warn" then
-    return "untagged event " .. msg.event
-  end
-  return nil
-end
-
--- ---- a server under test ---------------------------------------------------
-local Server = {}
-Server.__index = Server
-local fifo_n = 0
-
-local function start(extra)
-  fifo_n = fifo_n + 1
-  local fifo = ("%s/in%d"):format(fx.dir, fifo_n)
-  proc.run({ "mkfifo", fifo })
-  -- the shell opens the fifo as the server's stdin; our write end is opened
-  -- after the spawn, so no child ever inherits it (EOF is ours to give)
-  local argv = { "sh", "-c", 'exec "$@" < "$0"', fifo }
-  for _, w in ipairs(wrap) do argv[#argv + 1] = w end
-  argv[#argv + 1] = bin
-  for _, a in ipairs({ "serve", "--stdio" }) do argv[#argv + 1] = a end
-  if #wrap > 0 then argv[#argv + 1] = "--cork-bin"; argv[#argv + 1] = bin end
-  for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
-  -- stderr (the children's human warnings) to a file: prove's output stays TAP
-  local p = proc.spawn(argv, { stdout = "pipe", stderr = fx.dir .. "/stderr", env = env, cwd = fx.cwd })
-  local w = assert(io.open(fifo, "w"))
-  return setmetatable({ p = p, w = w, out = p:stdout(), seen = {}, raw = {} }, Server)
-end
-
-function Server:send(v)
-  self.w:write(type(v) == "string" and v or json.encode(v), "\n")
-  self.w:flush()
-end
-
--- The next message (decoded and schema-checked), or nil at timeout/EOF.
-function Server:recv(timeout)
-  local line, why = self.out:read_line(timeout or TIMEOUT)
-  if not line then return nil, why end
-  self.raw[#self.raw + 1] = line
-  local ok, msg = pcall(json.decode, line)
-  if not ok then bad[#bad + 1] = "unparsable: " .. line; return self:recv(timeout) end
-  local err = schema_error(msg)
-  if err then bad[#bad + 1] = err .. ": " .. line end
-  self.seen[#self.seen + 1] = msg
-  return msg
-end
-
--- Messages until pred(msg) is true; returns that message and all of them.
-function Server:until_(pred, timeout)
-  local all = {}
-  while true do
-    local m, why = self:recv(timeout)
-    if not m then return nil, all, why end
-    all[#all + 1] = m
-    if pred(m) then return m, all end
-  end
-end
-
-function Server:response(id, timeout)
-  return self:until_(function(m) return m.id == id and (m.result ~= nil or m.error ~= nil) end, timeout)
-end
-
-function Server:request(id, method, params)
-  self:send({ id = id, method = method, params = params })
-  return self:response(id)
-end
-
-function Server:eof() if self.w then self.w:close(); self.w = nil end end
-
-function Server:exit_status()
-  self:eof()
-  local st = self.p:wait(TIMEOUT)
-  return st and st.status
-end
-
-local function events_of(list, id, name)
-  local out = {}
-  for _, m in ipairs(list) do if m.id == id and m.event == name then out[#out + 1] = m end end
-  return out
-end
-
-local function count(t) local n = 0; for _ in pairs(t) do n = n + 1 end; return n end
 
 -- ---- one server: the methods, bad input ----------------------------------
 local s = start()
