@@ -152,6 +152,12 @@ methods.run = {
 methods.cancel = { params = { id = "id" }, required = { "id" }, local_ = true }
 methods.shutdown = { params = { ["end"] = "boolean" }, local_ = true }
 
+-- A request id: a string, or a finite number (lua-cjson reads nan and inf,
+-- which no JSON encoder writes back).
+local function valid_id(v)
+  return type(v) == "string" or (type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge)
+end
+
 local function check_params(spec, params)
   for k, v in pairs(params) do
     local want = type(k) == "string" and spec.params[k]
@@ -167,8 +173,8 @@ local function check_params(spec, params)
       end
       want = "a list of strings"
     elseif want == "id" then
-      ok = type(v) == "string" or type(v) == "number"
-      want = "a string or a number"
+      ok = valid_id(v)
+      want = "a string or a finite number"
     else
       ok = type(v) == want
       want = "a " .. want
@@ -340,8 +346,8 @@ function Server:handle(line)
     return self:fail(nil, "invalid_request", "a request is a JSON object {\"id\", \"method\", \"params\"}")
   end
   local id = req.id
-  if type(id) ~= "string" and type(id) ~= "number" then
-    return self:fail(nil, "invalid_request", "request id must be a string or a number")
+  if not valid_id(id) then
+    return self:fail(nil, "invalid_request", "request id must be a string or a finite number")
   end
   for k in pairs(req) do
     if k ~= "id" and k ~= "method" and k ~= "params" then
@@ -375,10 +381,20 @@ function Server:handle(line)
   self:start(id, req.method, spec, params)
 end
 
+-- One request; a bug in handling it is answered, not fatal to the server.
+function Server:handle_safely(line)
+  local ok, err = pcall(self.handle, self, line)
+  if ok then return end
+  if cork.is_error(err, "interrupted") then error(err, 0) end
+  local okd, req = pcall(json.decode, line)
+  local id = okd and type(req) == "table" and valid_id(req.id) and req.id or nil
+  self:fail(id, "internal", "cork serve failed on this request: " .. (cork.is_error(err) and err.message or tostring(err)))
+end
+
 function Server:read_requests()
   while self.stdin and not self.done do
     local line, why = self.stdin:read_line(0)
-    if line then self:handle(line)
+    if line then self:handle_safely(line)
     elseif why == "eof" then return self:shutdown(nil, self.end_on_exit)
     elseif why == "too_long" then self:fail(nil, "parse", "request line over 16 MiB dropped")
     else return end
