@@ -287,6 +287,12 @@ function Driver:capabilities()
     exec_workdir = x1,
     exec_timeout = x1,
     pack_from_vm = x1,
+    -- `machine create --image ARCHIVE` takes a `docker save` archive (1.x);
+    -- `pack create --from-vm` of such a machine works from 1.9 (earlier
+    -- versions refuse: "can only snapshot VMs created from a REGISTRY
+    -- image"). `pack create --image` itself takes registry references only.
+    create_image = x1,
+    pack_local_archive = x1 and (v.major > 1 or v.minor >= 9),
     net_implied_by_allow_cidr = k.net_implied,
     policy_backend = k.policy_backend,
     allowlist_enforced = k.allowlist_enforced,
@@ -298,7 +304,7 @@ end
 
 -- ---- lifecycle ----------------------------------------------------------------
 
-local create_opts = set { "from", "smolfile", "allow_cidrs", "env", "net", "labels",
+local create_opts = set { "from", "image", "smolfile", "allow_cidrs", "env", "net", "labels",
   "net_backend", "allow_unenforced", "verify", "timeout" }
 
 local function check_cidr(c)
@@ -317,6 +323,9 @@ function Driver:create(name, opts)
   if opts.from and opts.smolfile then
     usage("smolvm.create: 'from' and 'smolfile' are mutually exclusive")
   end
+  if opts.image and (opts.from or opts.smolfile) then
+    usage("smolvm.create: 'image' excludes 'from' and 'smolfile'")
+  end
   local cidrs = opts.allow_cidrs or {}
   if type(cidrs) ~= "table" then error("smolvm.create: allow_cidrs must be a list", 2) end
   for i, c in ipairs(cidrs) do
@@ -328,6 +337,9 @@ function Driver:create(name, opts)
   local caps = self:capabilities()
   if opts.labels and not caps.labels then
     usage(("smolvm.create: labels need smolvm 1.x (found %s)"):format(caps.version))
+  end
+  if opts.image and not caps.create_image then
+    usage(("smolvm.create: image needs smolvm 1.x (found %s)"):format(caps.version))
   end
   if opts.net_backend and not caps.net_backend_flag then
     usage(("smolvm.create: net_backend needs smolvm 1.x (found %s)"):format(caps.version))
@@ -346,6 +358,7 @@ function Driver:create(name, opts)
   end
   args[#args + 1] = name
   if opts.from then args[#args + 1] = "--from"; args[#args + 1] = opts.from end
+  if opts.image then args[#args + 1] = "--image"; args[#args + 1] = opts.image end
   if opts.smolfile then args[#args + 1] = "--smolfile"; args[#args + 1] = opts.smolfile end
   -- 0.8 does not imply --net from --allow-cidr with --from: always explicit.
   if opts.net or #cidrs > 0 then args[#args + 1] = "--net" end
@@ -463,34 +476,45 @@ function Driver:cp(name, src, dst, opts)
   self:_call({ "machine", "cp", a, b }, "cp", { timeout = opts.timeout })
 end
 
--- pack{image=REF | from_vm=NAME, output=PATH, timeout=}: a .smolmachine
--- artifact. 0.8 packs registry references only; --from-vm is 1.x. Packing a
--- VM reads smolvm's state, so it takes the lifecycle lock; packing an image
--- does not (it can take minutes and must not block launches).
+-- pack{image=REF | from_vm=NAME, output=PATH, timeout=} -> the .smolmachine
+-- path. 0.8 packs registry references only; --from-vm is 1.x. On 1.x `-o`
+-- names a packed executable and the artifact is written beside it as
+-- OUT.smolmachine (smolvm refuses an OUT ending in .smolmachine): an output
+-- ending in .smolmachine is passed without it, the artifact lands at output
+-- and the executable stub beside it is removed; any other output gets the
+-- sidecar at output .. ".smolmachine". Packing a VM reads smolvm's state, so
+-- it takes the lifecycle lock; packing an image does not (it can take
+-- minutes and must not block launches).
 function Driver:pack(opts)
   opts = check_opts(opts, set { "image", "from_vm", "output", "timeout" }, "pack")
   if type(opts.output) ~= "string" then error("smolvm.pack: output must be a path", 2) end
   if (opts.image == nil) == (opts.from_vm == nil) then
     usage("smolvm.pack: give exactly one of 'image' and 'from_vm'")
   end
+  local caps = self:capabilities()
   local args = { "pack", "create" }
   if opts.image then
     args[#args + 1] = "--image"; args[#args + 1] = opts.image
   else
     check_name(opts.from_vm, "pack")
-    local caps = self:capabilities()
     if not caps.pack_from_vm then
       usage(("smolvm.pack: from_vm needs smolvm 1.x (found %s)"):format(caps.version))
     end
     args[#args + 1] = "--from-vm"; args[#args + 1] = opts.from_vm
   end
-  args[#args + 1] = "-o"; args[#args + 1] = opts.output
+  local out, artifact, stub = opts.output, opts.output, nil
+  if caps.dialect == "1.x" then
+    local stem = out:match("^(.+)%.smolmachine$")
+    if stem then out, stub = stem, stem else artifact = out .. ".smolmachine" end
+  end
+  args[#args + 1] = "-o"; args[#args + 1] = out
   if opts.from_vm then
     self:_lifecycle(args, "pack", { timeout = opts.timeout })
   else
     self:_call(args, "pack", { timeout = opts.timeout })
   end
-  return opts.output
+  if stub then fs.remove(stub, { missing_ok = true }) end
+  return artifact
 end
 
 -- ---- exec -------------------------------------------------------------------

@@ -132,6 +132,28 @@ r = d19:exec("vm1", { "pwd" }, { workdir = "/tmp" })
 T.is(r.stdout, "/tmp\n", "workdir (1.x -w)")
 T.like(last_call(st19), " %-w /tmp %-%- pwd$", "as -w")
 
+-- ---- the guest: a chroot per machine -----------------------------------------------
+local gfs = st19 .. "/machines/vm1/fs"
+T.ok(fs.exists(gfs .. "/bin/busybox"), "(stand-in: create made a busybox rootfs for the machine)")
+r = d19:exec("vm1", { "sh", "-c", "ls /; id -u; stat -c '%U %a' /home/agent /tmp" })
+T.like(r.stdout, "^bin\n", "exec runs inside the machine's rootfs, not on this host")
+T.like(r.stdout, "\n0\nroot 755\nroot 755\n$", "as root; home and /tmp as packing leaves them (root-owned, 0755)")
+d19:exec("vm1", { "sh", "-c", "echo guest > /tmp/made-in-guest" })
+T.is(fs.read(gfs .. "/tmp/made-in-guest"), "guest\n", "a file written in the guest lands in its rootfs")
+T.ok(not fs.exists("/tmp/made-in-guest"), "and not on this host")
+r = d19:exec("vm1", { "id", "-un" }, { user = "agent" })
+T.is(r.stdout, "agent\n", "user: really the agent user (uid from the guest's /etc/passwd)")
+r = d19:exec("vm1", { "true" }, { user = "nobody2" })
+T.like(r.stderr, "^runuser: user nobody2 does not exist", "runuser of an unknown user fails as runuser does")
+e = T.raises(function() d19:exec("vm1", { "pwd" }, { workdir = "/no/such" }) end, "smolvm",
+  "workdir /no/such does not exist", "a missing workdir is smolvm's error")
+fs.write(tmp .. "/art.smolmachine", "user=dev\ncommands=git,claude\n")
+d19:create("art", { from = tmp .. "/art.smolmachine" })
+d19:start("art")
+r = d19:exec("art", { "sh", "-c", "git config x y; claude mcp add z; cat /var/log/stand-in-commands.log; ls /home" })
+T.is(r.stdout, "git config x y\nclaude mcp add z\ndev\n", "the artifact names the user and stub commands")
+d19:delete("art")
+
 d08:start("vm1")
 r = d08:exec("vm1", { "sh", "-c", 'echo "$A"' })
 T.is(r.stdout, "1\n", "0.8: env passed per exec too")
@@ -174,13 +196,47 @@ T.is(fs.read(tmp .. "/back.txt"), "hi\n", "cp out brings it back")
 -- ---- pack -----------------------------------------------------------------------
 T.is(d19:pack { image = "debian:bookworm", output = tmp .. "/out.smolmachine" }, tmp .. "/out.smolmachine",
   "pack from an image")
-T.is(last_call(st19), "pack create --image debian:bookworm -o " .. tmp .. "/out.smolmachine", "pack argv")
-d19:pack { from_vm = "vm1", output = tmp .. "/vm1.smolmachine" }
-T.is(last_call(st19), "pack create --from-vm vm1 -o " .. tmp .. "/vm1.smolmachine", "pack --from-vm (1.x)")
+T.is(last_call(st19), "pack create --image debian:bookworm -o " .. tmp .. "/out", "pack argv (1.x: -o names the stub)")
+T.like(fs.read(tmp .. "/out.smolmachine"), "\nimage=debian:bookworm\n", "the artifact records its input (stand-in)")
+T.ok(not fs.exists(tmp .. "/out"), "the packed executable stub beside the artifact is removed")
+T.is(d19:pack { image = "debian:bookworm", output = tmp .. "/plain" }, tmp .. "/plain.smolmachine",
+  "an output without .smolmachine: the artifact is OUT.smolmachine (1.x)")
+T.is(d08:pack { image = "debian:bookworm", output = tmp .. "/o08.smolmachine" }, tmp .. "/o08.smolmachine",
+  "0.8: the artifact is the output")
+T.is(last_call(st08), "pack create --image debian:bookworm -o " .. tmp .. "/o08.smolmachine", "0.8 pack argv")
+-- straight to the stand-in: 1.x refuses an output ending in .smolmachine
+raw = proc.run({ FAKE, "pack", "create", "--image", "a", "-o", tmp .. "/x.smolmachine" }, { env = { FAKE_SMOLVM_STATE = st19 } })
+T.like(raw.stderr, "^Error: %-%-output names the packed executable", "(stand-in: 1.x -o X.smolmachine is refused)")
+-- pack --image takes registry references only
+e = T.raises(function() d19:pack { image = "./saved.tar", output = tmp .. "/y.smolmachine" } end, "smolvm",
+  "invalid image reference '%./saved%.tar:latest'", "pack --image with a path: smolvm's own error")
+T.is(d19:pack { from_vm = "vm1", output = tmp .. "/vm1.smolmachine" }, tmp .. "/vm1.smolmachine", "pack --from-vm (1.x)")
+T.is(last_call(st19), "pack create --from-vm vm1 -o " .. tmp .. "/vm1", "pack --from-vm argv")
+T.like(fs.read(tmp .. "/vm1.smolmachine"), "\nfrom%-vm=vm1\n", "the artifact records the machine (stand-in)")
 T.raises(function() d08:pack { from_vm = "vm1", output = tmp .. "/x" } end, "usage",
   "from_vm needs smolvm 1%.x %(found 0%.8%.2%)", "no --from-vm on 0.8")
 T.raises(function() d19:pack { image = "a", from_vm = "vm1", output = tmp .. "/x" } end, "usage",
   "exactly one of 'image' and 'from_vm'", "image and from_vm are exclusive")
+
+-- a machine from a `docker save` archive (1.x create --image), packed with --from-vm from 1.9
+local archive = tmp .. "/saved.tar"
+fs.mkdir(tmp .. "/saved")
+fs.write(tmp .. "/saved/manifest.json", "[]\n")
+proc.run({ "tar", "-C", tmp .. "/saved", "-cf", archive, "manifest.json" })
+T.same({ d19:capabilities().create_image, d19:capabilities().pack_local_archive, d14:capabilities().pack_local_archive,
+  caps.create_image }, { true, true, false, false }, "capabilities: create_image (1.x), pack_local_archive (1.9+)")
+d19:create("arch", { image = archive })
+T.is(last_call(st19), "create --name arch --image " .. archive, "create --image ARCHIVE argv")
+T.is(d19:pack { from_vm = "arch", output = tmp .. "/arch.smolmachine" }, tmp .. "/arch.smolmachine", "1.9 packs it")
+T.like(fs.read(tmp .. "/arch.smolmachine"), "\nimage=local:%x+\n", "recording the archive's digest (stand-in)")
+d19:delete("arch")
+T.raises(function() d08:create("arch", { image = archive }) end, "usage", "image needs smolvm 1%.x", "no --image on 0.8")
+local d18, st18 = world("1.8.2")
+d18:create("arch", { image = archive })
+T.raises(function() d18:pack { from_vm = "arch", output = tmp .. "/a18.smolmachine" } end, "smolvm",
+  "can only snapshot VMs created from a REGISTRY image", "1.8 refuses to pack a machine from a local archive")
+d18:delete("arch")
+T.ok(not fs.exists(st18 .. "/machines/arch"), "delete removes the machine's rootfs")
 
 -- ---- delete: always -f ----------------------------------------------------------
 -- Without -f smolvm stops the machine, asks [y/N] and, on EOF, cancels:
@@ -220,8 +276,8 @@ T.like(e.message, "^smolvm is not installed %(.-/no/smolvm not found%): install 
 T.unlike(e.message, "\n", "one line")
 
 local dh, sth = world("1.9.0", { FAKE_SMOLVM_HANG = "stop" })
-dh.call_timeout = 1
 dh:create("vm1", { from = image })
+dh.call_timeout = 1
 t0 = cork.time()
 e = T.raises(function() dh:stop("vm1") end, "timeout", "^smolvm stop failed: timed out$", "a hung call times out")
 T.ok(cork.time() - t0 < 4, "promptly")
