@@ -90,7 +90,47 @@ docker:container_create({
 })
 docker:container_start(p.names.agent)
 
--- 5. Provisioning through exec: ownership of the agent's home, then the
+-- 5. Seal the agent's network namespace. Docker gives an --internal network's
+--    members a default route through the bridge and leaves the blocking to
+--    its iptables rules; an engine run without them (--iptables=false), on a
+--    host that forwards, would let the agent reach any other network. So a
+--    short-lived container from the bundle image joins the agent's network
+--    namespace with NET_ADMIN (which the agent itself lacks, so it cannot undo
+--    this), deletes the default route and makes the bridge's own address
+--    (the host) unreachable. The agent keeps its on-link route to the bundle.
+bottle.step("seal", ("removing the default route of %s"):format(p.names.agent))
+local ainfo = docker:container_inspect(p.names.agent)
+local anet = ainfo.NetworkSettings and ainfo.NetworkSettings.Networks
+  and ainfo.NetworkSettings.Networks[p.names.internal_network]
+local gw = anet and anet.Gateway ~= "" and anet.Gateway or inet.gateway
+local sealer = p.names.agent .. "-seal"
+local seal_script = [[
+ip route del default 2>/dev/null
+ip route add prohibit "$0/32" || exit 4
+if ip route | grep -q '^default'; then echo "a default route remains" >&2; exit 3; fi
+exit 0]]
+j:add("container", sealer, { role = "seal" })
+s:defer(bottle.remove.container, docker, sealer, j)
+-- cork.docker's container_create has no NetworkMode "container:<id>" option:
+-- the raw request says exactly what is asked for.
+docker:request("POST", "/containers/create", { query = { name = sealer }, body = {
+  Image = ctx.bundle_image, Entrypoint = { "/bin/sh", "-c", seal_script, gw },
+  Labels = plan.labels(p.slug, "seal", ctx.bottle.name), User = "0",
+  HostConfig = { NetworkMode = "container:" .. (ainfo.Id or p.names.agent), CapDrop = { "ALL" },
+    CapAdd = { "NET_ADMIN" }, SecurityOpt = { "no-new-privileges" } },
+} })
+docker:container_start(sealer)
+local sealed = docker:container_wait(sealer) or { status = 0 }
+if sealed.status ~= 0 then
+  local logs = docker:container_logs(sealer, { stdout = true, stderr = true }) or {}
+  local why = ((logs.stderr or "") .. (logs.stdout or "")):match("[^\n]+") or ""
+  cork.error("isolation", ("could not seal the network of %s (exit %d%s): the bundle image %s must "
+    .. "provide sh and ip (see docs/bundle.md)"):format(p.names.agent, sealed.status,
+    why ~= "" and (": " .. why) or "", ctx.bundle_image), { status = sealed.status })
+end
+bottle.remove.container(docker, sealer, j)
+
+-- 6. Provisioning through exec: ownership of the agent's home, then the
 --    steps (a list a user recipe can change).
 bottle.step("provision", "provisioning the agent container")
 local user, home = p.provider.user, p.provider.home
@@ -108,7 +148,7 @@ local guest = { plan = p, provider = p.provider, env = env, backend = "docker", 
   exec = function(_, argv, o) return exec(argv, o) end, write = launch.write_via_exec(exec) }
 provision.steps:run(guest)
 
--- 6. Hand the bottle over. An interactive terminal needs the docker CLI's
+-- 7. Hand the bottle over. An interactive terminal needs the docker CLI's
 --    TTY handling: the one place cork runs it, to attach a human.
 local attach = { "docker", "-H", os.getenv("DOCKER_HOST") or "unix:///var/run/docker.sock", "exec", "-it",
   "-u", user, "-w", home, p.names.agent }

@@ -120,6 +120,8 @@ function M.docker(opts)
       host_port = function(_, port) return port end,
       exec = { status = 0, stdout = "", stderr = "" },
       containers = {}, networks = {}, image_inspect = { Id = "<dry-run>" },
+      container_inspect = { Id = "<dry-run>" }, container_wait = { status = 0 },
+      request = { status = 201, body = { Id = "<dry-run>" } },
     })
 end
 

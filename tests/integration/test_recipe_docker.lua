@@ -89,13 +89,30 @@ do
   d:container_start(canary)
   T.like(d:exec(canary, { "sh", "-c", 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 3 nc 127.0.0.1 8888' }).stdout,
     "pipelock", "the canary container serves (checked from inside it)")
-  -- TODO: the private test engine runs with --iptables=false and this host
-  -- forwards IPv4, and Docker still gives the "internal" network's members a
-  -- default route via the bridge: so the agent reaches other networks here.
-  -- Production engines enforce --internal with iptables; this engine cannot.
-  local leak = probe("10.231.77.5", 8888)
-  T.ok(leak == "", "the agent cannot reach a canary on another network"
-    .. (leak ~= "" and " # TODO engine without iptables: --internal not enforced (default route via the bridge)" or ""))
+  -- The recipe's seal: no default route in the agent's namespace, and the
+  -- bridge's own address (the host) prohibited; the on-link route to the
+  -- bundle stays.
+  local routes = d:exec(agent, { "cat", "/proc/net/route" }).stdout
+  T.ok(not routes:find("\n%S+%s+00000000%s"), "the agent has no default route", routes)
+  local gwi = ib.NetworkSettings.Networks["cork-" .. slug .. "-internal"].Gateway
+  local cg = d:exec(agent, { "sh", "-c", "nc " .. gwi .. " 80 </dev/null 2>&1" })
+  T.like(cg.stdout, "Permission denied", "the internal bridge's address (the host) is prohibited")
+  T.is(#d:containers({ all = true, filters = { label = { "cork.slug=" .. slug, "cork.role=seal" } } }), 0,
+    "the seal container is gone")
+  T.is(probe("10.231.77.5", 8888), "", "the agent cannot reach a canary on another network")
+  -- The same with the host forwarding IPv4 (an engine without iptables on a
+  -- router-like host, where Docker's --internal alone would leak): only the
+  -- canary on the test's own network is probed, and forwarding is put back.
+  local fwd = cork.fs.read("/proc/sys/net/ipv4/ip_forward"):match("%d")
+  if cork.core.uid() == 0 and fwd == "0" then
+    local function forward(v) local f = assert(io.open("/proc/sys/net/ipv4/ip_forward", "w")); f:write(v); f:close() end
+    forward("1\n")
+    local okp, leak = pcall(probe, "10.231.77.5", 8888)
+    forward("0\n")
+    T.is(okp and leak, "", "with the host forwarding, the agent still cannot reach the canary")
+  else
+    T.skip("forwarding case: needs root and a host that does not forward already")
+  end
   -- a canary on the host's loopback
   local lport = 40000 + (tonumber(H.id) % 20000)
   local www = cork.fs.tempdir("cork-w6-www")
@@ -143,7 +160,7 @@ do
 end
 
 -- 3. fault injection at every step ------------------------------------------
-local STEPS = { "network", "ca", "bundle", "agent", "provision" }
+local STEPS = { "network", "ca", "bundle", "agent", "seal", "provision" }
 local USER_RECIPE_DIR = cork.fs.tempdir("cork-w6-user")
 s:defer(cork.fs.remove, USER_RECIPE_DIR, { recursive = true })
 cork.fs.mkdir(USER_RECIPE_DIR .. "/recipes")

@@ -19,8 +19,10 @@
 # network only from user-defined bridge networks; ports published on such a
 # network are served by docker-proxy (the userland proxy), which listens on the
 # host address given (e.g. 127.0.0.17) and forwards to the container. Without
-# iptables, "--internal" is not enforced by the engine (it only omits the
-# gateway route); tests must not rely on it for isolation.
+# iptables, "--internal" is not enforced by the engine (Docker 20.10 still
+# gives an internal network's members a default route through the bridge):
+# the docker recipe's own "seal" step is what isolates the agent here, and
+# tests/integration/test_recipe_docker.lua proves it with forwarding on.
 #
 # Optional TLS listener (tests/integration/test_docker_tls.lua):
 #   CORK_DOCKERD_TLS_ADDR=127.0.0.1:PORT CORK_DOCKERD_TLS_CERTS=DIR
