@@ -40,14 +40,21 @@
 #define EVENTS_MT "cork.docker.Events"
 
 /* Client API range: the lowest engine we support is Debian 12's (20.10,
- * API 1.41); the highest is the newest shape this file knows (1.47, Docker
- * 27). Current engines (29.x) refuse clients below 1.44, which is why the
- * client talks the highest version both sides support. */
+ * API 1.41); the highest is the newest whose shapes this file handles (1.52,
+ * Docker 29). Current engines (29.x) refuse clients below 1.44, which is why
+ * the client talks the highest version both sides support. What differs in
+ * that range, for the calls here: several networks at create time (1.44; on
+ * older engines the others are connected after create), the stop signal
+ * (1.42; emulated before), the top-level NetworkSettings address fields
+ * (gone in 1.52; nothing here reads them: Networks and Ports exist on every
+ * version), the deprecated status/id/from of events (gone in 1.52: read
+ * Type, Action, Actor). tests/c/test_docker_versions.c replays recorded
+ * answers of 20.10, 25, 27, 28 and 29 against these rules. */
 #define API_MIN_MAJOR 1
 #define API_MIN_MINOR 41
 #define API_MAX_MAJOR 1
-#define API_MAX_MINOR 47
-#define API_MAX_STR "1.47"
+#define API_MAX_MINOR 52
+#define API_MAX_STR "1.52"
 #define API_MIN_STR "1.41"
 /* Engines that answer /_ping without Api-Version predate 1.25. */
 #define API_FALLBACK_STR "1.24"
@@ -184,14 +191,177 @@ static void client_free(client *c)
 	c->closed = 1;
 }
 
-/* ---- JSON through cork.json (lua-cjson) -------------------------------- */
+/* ---- JSON ----------------------------------------------------------------- */
 
+/* Request bodies are encoded here, not with lua-cjson: Debian's lua-cjson
+ * (2.1.0) encodes every empty table as {}, and Docker refuses an object
+ * where it wants a list ("Cmd": {}, "ExtraHosts": {}). A table is a JSON
+ * array when it carries the ARRAY_MT metatable (the option lists cork
+ * builds: empty ones too) or is a non-empty sequence 1..n; any other table
+ * is an object with string keys (an empty one is {}). cork.json.null (a
+ * NULL light userdata) is null. Answers are decoded with lua-cjson. */
+#define ARRAY_MT "cork.docker.array"
+#define JSON_MAX_DEPTH 64
+
+/* Mark the table at the top of the stack as a JSON array. */
+static void mark_array(lua_State *L)
+{
+	luaL_setmetatable(L, ARRAY_MT);
+}
+
+/* Append the string at the top of the stack to the piece list at out. */
+static void json_piece(lua_State *L, int out, lua_Integer *n)
+{
+	lua_rawseti(L, out, ++*n);
+}
+
+static void json_lit(lua_State *L, int out, lua_Integer *n, const char *s)
+{
+	lua_pushstring(L, s);
+	json_piece(L, out, n);
+}
+
+static void json_str(lua_State *L, int out, lua_Integer *n, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	luaL_addchar(&b, '"');
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '"' || ch == '\\') {
+			luaL_addchar(&b, '\\');
+			luaL_addchar(&b, (char)ch);
+		} else if (ch == '\n') {
+			luaL_addstring(&b, "\\n");
+		} else if (ch == '\t') {
+			luaL_addstring(&b, "\\t");
+		} else if (ch == '\r') {
+			luaL_addstring(&b, "\\r");
+		} else if (ch < 0x20 || ch == 0x7f) {
+			luaL_addstring(&b, "\\u00");
+			luaL_addchar(&b, hex[ch >> 4]);
+			luaL_addchar(&b, hex[ch & 15]);
+		} else {
+			luaL_addchar(&b, (char)ch);
+		}
+	}
+	luaL_addchar(&b, '"');
+	luaL_pushresult(&b);
+	json_piece(L, out, n);
+}
+
+static int json_is_array(lua_State *L, int v, lua_Integer *len)
+{
+	*len = (lua_Integer)lua_rawlen(L, v);
+	if (lua_getmetatable(L, v)) {
+		luaL_getmetatable(L, ARRAY_MT);
+		int mark = lua_rawequal(L, -1, -2);
+		lua_pop(L, 2);
+		if (mark)
+			return 1;
+	}
+	if (*len == 0)
+		return 0;
+	lua_Integer keys = 0;
+	lua_pushnil(L);
+	while (lua_next(L, v)) {
+		lua_pop(L, 1);
+		keys++;
+	}
+	return keys == *len;
+}
+
+static void json_value(lua_State *L, int v, int out, lua_Integer *n, int depth)
+{
+	switch (lua_type(L, v)) {
+	case LUA_TBOOLEAN:
+		json_lit(L, out, n, lua_toboolean(L, v) ? "true" : "false");
+		return;
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, v)) {
+			lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, v));
+		} else {
+			double d = lua_tonumber(L, v);
+			if (d != d || d - d != 0)
+				luaL_error(L, "cannot encode %s in a Docker request", d != d ? "NaN" : "infinity");
+			char num[64];
+			snprintf(num, sizeof num, "%.17g", d);
+			lua_pushstring(L, num);
+		}
+		json_piece(L, out, n);
+		return;
+	case LUA_TSTRING: {
+		size_t len;
+		const char *s = lua_tolstring(L, v, &len);
+		json_str(L, out, n, s, len);
+		return;
+	}
+	case LUA_TLIGHTUSERDATA:
+		if (lua_touserdata(L, v) == NULL) {
+			json_lit(L, out, n, "null");
+			return;
+		}
+		break;
+	case LUA_TTABLE: {
+		if (depth > JSON_MAX_DEPTH)
+			luaL_error(L, "cannot encode a Docker request nested deeper than %d", JSON_MAX_DEPTH);
+		luaL_checkstack(L, 6, "JSON encoding");
+		lua_Integer len;
+		if (json_is_array(L, v, &len)) {
+			json_lit(L, out, n, "[");
+			for (lua_Integer i = 1; i <= len; i++) {
+				if (i > 1)
+					json_lit(L, out, n, ",");
+				lua_rawgeti(L, v, i);
+				json_value(L, lua_gettop(L), out, n, depth + 1);
+				lua_pop(L, 1);
+			}
+			json_lit(L, out, n, "]");
+			return;
+		}
+		json_lit(L, out, n, "{");
+		int first = 1;
+		lua_pushnil(L);
+		while (lua_next(L, v)) {
+			if (lua_type(L, -2) != LUA_TSTRING)
+				luaL_error(L, "cannot encode a table with a %s key in a Docker request "
+				           "(want a list 1..n or string keys)", luaL_typename(L, -2));
+			if (!first)
+				json_lit(L, out, n, ",");
+			first = 0;
+			size_t kl;
+			const char *k = lua_tolstring(L, -2, &kl);
+			json_str(L, out, n, k, kl);
+			json_lit(L, out, n, ":");
+			json_value(L, lua_gettop(L), out, n, depth + 1);
+			lua_pop(L, 1);
+		}
+		json_lit(L, out, n, "}");
+		return;
+	}
+	default:
+		break;
+	}
+	luaL_error(L, "cannot encode a %s in a Docker request", luaL_typename(L, v));
+}
+
+/* Push the JSON text of the value at idx. */
 static void json_encode(lua_State *L, int idx)
 {
 	idx = lua_absindex(L, idx);
-	lua_getfield(L, LUA_REGISTRYINDEX, "cork.docker.encode");
-	lua_pushvalue(L, idx);
-	lua_call(L, 1, 1);
+	lua_newtable(L);
+	int out = lua_gettop(L);
+	lua_Integer n = 0;
+	json_value(L, idx, out, &n, 0);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, out, i);
+		luaL_addvalue(&b);
+	}
+	luaL_pushresult(&b);
+	lua_remove(L, out);
 }
 
 /* Decode s; on malformed JSON push nil and return 0. */
@@ -309,6 +479,7 @@ static int push_strlist(lua_State *L, int o, const char *k)
 	int src = lua_gettop(L);
 	lua_Integer n = (lua_Integer)lua_rawlen(L, src);
 	lua_createtable(L, (int)n, 0);
+	mark_array(L);
 	for (lua_Integer i = 1; i <= n; i++) {
 		int t = lua_rawgeti(L, src, i);
 		if (t != LUA_TSTRING && t != LUA_TNUMBER)
@@ -372,6 +543,7 @@ static int push_env(lua_State *L, int o, const char *k, int sec)
 		luaL_error(L, "option '%s' must be a table (got %s)", k, luaL_typename(L, -1));
 	int src = lua_gettop(L);
 	lua_newtable(L);
+	mark_array(L);
 	int dst = src + 1;
 	lua_Integer n = 0;
 	lua_pushnil(L);
@@ -410,6 +582,7 @@ static int push_env(lua_State *L, int o, const char *k, int sec)
 		}
 		qsort(v, (size_t)n, sizeof(char *), cmp_str);
 		lua_createtable(L, (int)n, 0);
+		mark_array(L);
 		for (lua_Integer i = 1; i <= n; i++) {
 			lua_pushstring(L, v[i - 1]);
 			lua_rawseti(L, -2, i);
@@ -832,10 +1005,8 @@ static long perform_io(lua_State *L, client *c, const char *method, const char *
 }
 
 static long perform(lua_State *L, client *c, const char *method, const char *path,
-                    const char *body, size_t blen, struct curl_slist *hdrs, long timeout_ms,
-                    curl_off_t unused)
+                    const char *body, size_t blen, struct curl_slist *hdrs, long timeout_ms)
 {
-	(void)unused;
 	return perform_io(L, c, method, path, body, blen, hdrs, timeout_ms, NULL, 0);
 }
 
@@ -852,7 +1023,7 @@ static long call(lua_State *L, client *c, const char *method, const char *path, 
 	}
 	/* timeout_ms: 0 = the client's, < 0 = none (waits, streams) */
 	long tm = timeout_ms == 0 ? c->timeout_ms : timeout_ms < 0 ? 0 : timeout_ms;
-	long status = perform(L, c, method, path, body, blen, body ? c->hdr_json : NULL, tm, 0);
+	long status = perform(L, c, method, path, body, blen, body ? c->hdr_json : NULL, tm);
 	if (body_idx)
 		lua_pop(L, 1);
 	if (!status_kind_ok(status) && status != 304)
@@ -917,7 +1088,7 @@ static const char *const connect_opts[] = {"timeout", "connect_timeout", "api_ve
 /* Negotiate the API version (c->api) with the daemon. */
 static void client_negotiate(lua_State *L, client *c)
 {
-	long status = perform(L, c, "GET", "/_ping", NULL, 0, NULL, c->timeout_ms, 0);
+	long status = perform(L, c, "GET", "/_ping", NULL, 0, NULL, c->timeout_ms);
 	if (status != 200)
 		raise_status(L, c, status, "GET", "/_ping", 0);
 	char daemon_max[24];
@@ -928,7 +1099,7 @@ static void client_negotiate(lua_State *L, client *c)
 	if (!e && daemon_max[0] && parse_version(daemon_max, &ma, &mi) == 0 &&
 	    vercmp(ma, mi, API_MAX_MAJOR, API_MAX_MINOR) > 0) {
 		/* a newer engine: make sure it still accepts our maximum */
-		status = perform(L, c, "GET", "/version", NULL, 0, NULL, c->timeout_ms, 0);
+		status = perform(L, c, "GET", "/version", NULL, 0, NULL, c->timeout_ms);
 		if (status == 200 && json_decode(L, c->resp.p, c->resp.n) && lua_istable(L, -1)) {
 			lua_getfield(L, -1, "MinAPIVersion");
 			const char *mn = lua_tostring(L, -1);
@@ -978,7 +1149,7 @@ static int docker_connect(lua_State *L)
 
 	/* parse the endpoint (all checks before anything is allocated) */
 	const char *sock = NULL;
-	int tcp = 0, tls = 0;
+	int tls = 0;
 	char hostport[300];
 	if (strncmp(endpoint, "unix://", 7) == 0) {
 		sock = endpoint + 7;
@@ -990,7 +1161,6 @@ static int docker_connect(lua_State *L)
 		size_t n = strcspn(hp, "/");
 		if (n == 0 || n >= sizeof hostport - 8)
 			return luaL_error(L, "bad Docker endpoint '%s'", endpoint);
-		tcp = 1;
 		int tv = opt_bool(L, oi, "tls_verify", -1);
 		if (tv == -1) {
 			const char *e = getenv("DOCKER_TLS_VERIFY");
@@ -1057,7 +1227,6 @@ static int docker_connect(lua_State *L)
 		client_free(c);
 		return luaL_error(L, "docker.connect: out of memory");
 	}
-	(void)tcp;
 	if (tls) {
 		const char *files[3] = {c->ca, c->cert, c->key};
 		for (int i = 0; i < 3; i++)
@@ -1112,7 +1281,7 @@ static int client_endpoint(lua_State *L)
 static int docker_ping(lua_State *L)
 {
 	client *c = check_client(L, 1);
-	long status = perform(L, c, "GET", "/_ping", NULL, 0, NULL, c->timeout_ms, 0);
+	long status = perform(L, c, "GET", "/_ping", NULL, 0, NULL, c->timeout_ms);
 	if (status != 200)
 		raise_status(L, c, status, "GET", "/_ping", 0);
 	lua_createtable(L, 0, 5);
@@ -1393,7 +1562,7 @@ static int remove_quietly_inner(lua_State *L)
 {
 	client *c = check_client(L, 1);
 	const char *path = push_refpath(L, "/containers/", lua_tostring(L, 2), "?force=1&v=1");
-	perform(L, c, "DELETE", path, NULL, 0, NULL, c->timeout_ms, 0);
+	perform(L, c, "DELETE", path, NULL, 0, NULL, c->timeout_ms);
 	return 0;
 }
 
@@ -1522,6 +1691,7 @@ static int docker_container_create(lua_State *L)
 		int src = lua_gettop(L);
 		lua_Integer n = (lua_Integer)lua_rawlen(L, src);
 		lua_createtable(L, (int)n, 0);
+		mark_array(L);
 		for (lua_Integer i = 1; i <= n; i++) {
 			if (lua_rawgeti(L, src, i) != LUA_TTABLE)
 				luaL_error(L, "mounts[%d] must be a table", (int)i);
@@ -1566,7 +1736,6 @@ static int docker_container_create(lua_State *L)
 			char what[32];
 			snprintf(what, sizeof what, "ports[%d]", (int)i);
 			const char *key = push_port_key(L, p, what);
-			int k = lua_gettop(L);
 			const char *hip = opt_str(L, p, "host_ip");
 			char hport[16] = "";
 			lua_getfield(L, p, "host_port");
@@ -1593,7 +1762,6 @@ static int docker_container_create(lua_State *L)
 			lua_pushstring(L, strcmp(hport, "0") != 0 ? hport : "");
 			lua_setfield(L, -2, "HostPort");
 			lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-			(void)k;
 			lua_settop(L, pb);
 		}
 		lua_setfield(L, hc, "PortBindings");
@@ -1743,7 +1911,7 @@ static int docker_container_stop(lua_State *L)
 		 * then SIGKILL, as the daemon would */
 		const char *kv[] = {"signal", sig};
 		const char *kp = push_path(L, push_refpath(L, "/containers/", ref, "/kill"), kv, 2);
-		perform(L, c, "POST", kp, NULL, 0, NULL, c->timeout_ms, 0);
+		perform(L, c, "POST", kp, NULL, 0, NULL, c->timeout_ms);
 		long st = 0;
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &st);
 		if (st == 409) { /* not running */
@@ -1755,7 +1923,7 @@ static int docker_container_stop(lua_State *L)
 		if (wait_not_running(L, c, ref, cork_now() + (t >= 0 ? t : 10))) {
 			const char *kv9[] = {"signal", "SIGKILL"};
 			const char *k9 = push_path(L, push_refpath(L, "/containers/", ref, "/kill"), kv9, 2);
-			perform(L, c, "POST", k9, NULL, 0, NULL, c->timeout_ms, 0);
+			perform(L, c, "POST", k9, NULL, 0, NULL, c->timeout_ms);
 			wait_not_running(L, c, ref, cork_now() + 10);
 		}
 		lua_pushboolean(L, 1);
@@ -1930,7 +2098,7 @@ static int docker_container_logs(lua_State *L)
 	                    "tail", tail[0] ? tail : NULL, "since", since[0] ? since : NULL,
 	                    "timestamps", ts ? "1" : NULL};
 	const char *path = push_path(L, push_refpath(L, "/containers/", ref, "/logs"), kv, 10);
-	long st = perform(L, c, "GET", path, NULL, 0, NULL, c->timeout_ms, 0);
+	long st = perform(L, c, "GET", path, NULL, 0, NULL, c->timeout_ms);
 	if (!status_kind_ok(st))
 		raise_status(L, c, st, "GET", path, 0);
 	buf_reset(&c->out);
@@ -2723,7 +2891,7 @@ static int docker_request(lua_State *L)
 	luaL_pushresult(&b);
 	const char *full = lua_tostring(L, -1);
 	long tm = t > 0 ? (long)(t * 1000) : c->timeout_ms;
-	long status = perform(L, c, method, full, body, blen, hdrs, tm, 0);
+	long status = perform(L, c, method, full, body, blen, hdrs, tm);
 	if (!status_kind_ok(status) && status != 304)
 		raise_status(L, c, status, method, full, 0);
 	lua_createtable(L, 0, 2);
@@ -2819,12 +2987,12 @@ int luaopen_cork_docker(lua_State *L)
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_rc != CURLE_OK)
 		return luaL_error(L, "cork.docker: libcurl failed to initialise");
-	/* JSON: the runtime's lua-cjson */
+	luaL_newmetatable(L, ARRAY_MT);
+	lua_pop(L, 1);
+	/* JSON answers: the runtime's lua-cjson */
 	lua_getglobal(L, "require");
 	lua_pushstring(L, "cork.json");
 	lua_call(L, 1, 1);
-	lua_getfield(L, -1, "encode");
-	lua_setfield(L, LUA_REGISTRYINDEX, "cork.docker.encode");
 	lua_getfield(L, -1, "decode");
 	lua_setfield(L, LUA_REGISTRYINDEX, "cork.docker.decode");
 	lua_pop(L, 1);

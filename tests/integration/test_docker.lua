@@ -110,6 +110,17 @@ T.is(e and e.status, 404, "status 404")
 T.raises(function() d:container_create { image = img, ports = { { host_ip = "127.0.0.17" } } } end, nil,
   "ports%[1%]: 'container_port' is required", "a port without container_port is a usage error")
 
+-- Empty option lists go out as JSON arrays: Docker refuses {} for a list
+-- (lua-cjson would send {} for any empty table).
+local ec = d:container_create { name = H.name("empty-lists"), image = img, entrypoint = { "sleep", "1" },
+  cmd = {}, env = {}, extra_hosts = {}, cap_drop = {}, security_opt = {}, mounts = {}, labels = H.labels }
+s:defer(function() pcall(d.container_remove, d, ec.id, { force = true }) end)
+local eci = d:container_inspect(ec)
+T.same(eci.Config.Entrypoint, { "sleep", "1" }, "empty lists accepted by the engine (cmd, env, extra_hosts, ...)")
+T.ok(eci.Config.Cmd == nil or eci.Config.Cmd == cork.json.null or next(eci.Config.Cmd) == nil,
+  "cmd = {} is an empty command, not the image's")
+d:container_remove(ec)
+
 local ci = d:container_inspect(c)
 T.is(ci.Name, "/" .. cname, "container_inspect")
 T.is(ci.Config.User, "65534", "user")
