@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -806,11 +807,22 @@ static int raise_transport(lua_State *L, client *c, CURLcode rc, long oserr, con
 		/* a connect that timed out is still "no daemon answered" */
 		kind = "timeout";
 	}
+	int tls_failed = c->tls &&
+		(rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR ||
+		 rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CIPHER ||
+		 rc == CURLE_SSL_ISSUER_ERROR ||
+		 ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) && (strstr(why, "SSL") || strstr(why, "alert"))));
 	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
 	    (rc == CURLE_OPERATION_TIMEDOUT && strstr(why, "onnect"))) {
 		if (oserr)
 			why = strerror((int)oserr);
 		cork_error_push(L, "unavailable", "no Docker daemon answered at %s (%s)", c->endpoint, why);
+	} else if (tls_failed) {
+		/* a wrong CA, a client certificate the engine does not trust, ... */
+		cork_error_push(L, "unavailable", "TLS with %s failed: %s (CA %s, client certificate %s)",
+		                c->endpoint, why, c->ca, c->cert);
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "tls");
 	} else if (strcmp(kind, "timeout") == 0) {
 		cork_error_push(L, "timeout", "docker %s %s: no answer within %g s from %s", method, path,
 		                timeout_s, c->endpoint);
@@ -2232,6 +2244,25 @@ static int hj_recv(lua_State *L, client *c, curl_socket_t fd, struct buf *b, siz
 	}
 }
 
+/* End our side of the exec stream so that the process reads EOF on stdin.
+ * Over TLS, a TCP half-close alone is not an end of stream: send TLS's
+ * close_notify first (SSL_shutdown on libcurl's OpenSSL session; reading
+ * goes on afterwards), as the docker CLI does with tls.Conn.CloseWrite.
+ * 0 ok, -1 failure, -3 the TLS library is not OpenSSL. */
+static int hj_close_write(client *c, curl_socket_t fd)
+{
+	if (c->tls) {
+		struct curl_tlssessioninfo *ti = NULL;
+		if (curl_easy_getinfo(c->hj, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || !ti ||
+		    ti->backend != CURLSSLBACKEND_OPENSSL || !ti->internals)
+			return -3;
+		if (SSL_shutdown((SSL *)ti->internals) < 0)
+			return -1;
+	}
+	shutdown(fd, SHUT_WR);
+	return 0;
+}
+
 static const char *const exec_opts[] = {"env", "user", "workdir", "stdin", "privileged",
                                         "timeout", NULL};
 
@@ -2283,8 +2314,6 @@ static int docker_exec(lua_State *L)
 			lua_setfield(L, body, "WorkingDir");
 		}
 	}
-	if (in && c->tls)
-		return luaL_error(L, "exec: 'stdin' is not supported over TLS endpoints yet");
 	lua_pushboolean(L, in != NULL);
 	lua_setfield(L, body, "AttachStdin");
 	lua_pushboolean(L, 1);
@@ -2374,7 +2403,10 @@ static int docker_exec(lua_State *L)
 	if (in) {
 		r = hj_send(L, c, fd, in, inlen);
 		if (r == 0)
-			shutdown(fd, SHUT_WR);
+			r = hj_close_write(c, fd);
+		if (r == -3)
+			cork_raise(L, "unavailable", "docker exec in %s: cannot end stdin over TLS with this "
+			           "libcurl (its TLS library is not OpenSSL)", ref);
 	}
 	/* 3. the multiplexed stream until the daemon closes it */
 	size_t have = c->resp.n - head, done = 0;
