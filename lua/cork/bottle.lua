@@ -20,20 +20,59 @@ M.OPTIONS = {
 }
 
 -- parse(argv, backend) -> opts; --help prints usage and returns nil.
+-- A recipe that runs a stock recipe may put one table among its arguments:
+-- { bottle = M.inline(text, name) }, a bottle that is not in the operator's
+-- config dir (the demo's). A command line is only strings, so `--bottle NAME`
+-- still loads from the operator's config dir and nowhere else.
 function M.parse(argv, backend, extra_usage)
   local usage = ("cork run %s --bottle NAME [--agent NAME] [--detach] [--dry-run] "
     .. "[--bundle-image REF] [%s]"):format(backend, backend == "docker" and "--image REF" or "--from FILE.smolmachine")
-  local opts, rest = args.parse(argv, M.OPTIONS, { usage = usage })
+  local words, given = {}, nil
+  for i = 1, #argv do
+    if type(argv[i]) == "table" and not given then given = argv[i]
+    elseif type(argv[i]) == "string" then words[#words + 1] = argv[i]
+    else cork.error("usage", ("argument %d of the %s recipe is a %s"):format(i, backend, type(argv[i]))) end
+  end
+  local opts, rest = args.parse(words, M.OPTIONS, { usage = usage })
   if opts.help then print("usage: " .. usage .. (extra_usage or "")); return nil end
   if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], usage)) end
+  if given then
+    for k in pairs(given) do
+      if k ~= "bottle" then cork.error("usage", ("unknown launch option table key '%s' (known: bottle)"):format(k)) end
+    end
+    if type(given.bottle) ~= "table" or not given.bottle.inline then
+      cork.error("usage", "a launch option table's bottle must come from cork.bottle.inline(text, name)")
+    end
+    if opts.bottle or opts.agent then
+      cork.error("usage", "an inline bottle cannot be combined with --bottle or --agent")
+    end
+    opts.inline_bottle = given.bottle
+    return opts
+  end
   if not opts.bottle and not opts.agent then
     cork.error("usage", "a launch needs --bottle NAME (or --agent NAME)\nusage: " .. usage)
   end
   return opts
 end
 
+-- inline(text, name[, label]) -> a bottle from YAML text held by a recipe
+-- (validated like a file; `extends` is refused: a parent could only come
+-- from the config dir). label names it in error messages.
+function M.inline(text, name, label)
+  label = label or ("<inline bottle " .. tostring(name) .. ">.yaml")
+  local doc, meta = manifest.parse(text, label, "bottle")
+  local b = manifest.normalize_bottle(doc, meta, name)
+  if b.extends then
+    cork.error("manifest", ("%s: extends: an inline bottle cannot extend another bottle"):format(label),
+      { file = label })
+  end
+  b.chain, b.files, b.inline = { name }, { label }, true
+  return b
+end
+
 -- load(opts) -> bottle, agent
 function M.load(opts)
+  if opts.inline_bottle then return opts.inline_bottle, nil end
   local agent = opts.agent and manifest.load_agent(opts.agent) or nil
   local bottle = manifest.load_bottle(opts.bottle or agent.bottle)
   return bottle, agent

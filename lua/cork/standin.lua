@@ -1,0 +1,188 @@
+-- cork.standin: stand-in bundle and agent images, made locally from
+-- Debian's busybox-static (no registry, no Dockerfile, no docker CLI: a
+-- rootfs tar handed to cork.docker's image_import). The demo, the tests, the
+-- benchmarks and the example recipes use them until a real bundle image
+-- exists.
+--
+--   local standin = require "cork.standin"
+--   local bundle = standin.bundle_image(d)   -- "cork-standin-bundle:latest"
+--   local agent = standin.agent_image(d)     -- "cork-standin-agent:latest"
+--
+-- The stand-in bundle honours the bundle contract (docs/bundle.md) as far as
+-- a test needs: for each daemon named in CORK_DAEMONS it serves HTTP on that
+-- daemon's port, answering with the daemon's name; it logs which contract
+-- files are mounted and the NAMES of its environment variables (never a
+-- value), then sleeps. It filters nothing: it is not a bundle.
+--
+-- Building is idempotent: an image that exists with the same content label
+-- (cork.standin.version) is used as it is; otherwise it is rebuilt and the
+-- previous image of that name removed when nothing uses it.
+local cork = require "cork"
+local log = require "cork.log"
+local plan = require "cork.plan"
+
+local M = {}
+
+M.VERSION = 1
+M.LABEL = "cork.standin.version"
+M.BUNDLE = "cork-standin-bundle:latest"
+M.AGENT = "cork-standin-agent:latest"
+M.BUSYBOX = "/bin/busybox"
+
+-- busybox applets linked into both images (what the stand-ins, the demo and
+-- the example recipes run). No wget: busybox-static's segfaults in
+-- containers here; nc does the probing.
+M.APPLETS = { "sh", "httpd", "sleep", "env", "cut", "sort", "tr", "sed", "nc", "cat", "mkdir",
+  "chown", "chmod", "dirname", "basename", "id", "true", "false", "echo", "printf", "ls", "rm", "grep",
+  "timeout", "head", "tail", "test", "[", "wc", "hostname", "ip", "kill", "ps", "stat" }
+
+-- The bundle's entry point. Ports and paths come from cork.plan (the
+-- contract), so the stand-in cannot drift from what the recipes mount.
+local function bundle_entry()
+  local p = plan.paths
+  local cases = {}
+  for _, d in ipairs({ "pipelock", "egress", "git-gate", "supervise" }) do
+    cases[#cases + 1] = ("    %s) port=%d; conf=%s;;"):format(d, plan.ports[d], ({
+      pipelock = p.pipelock_config, egress = p.egress_config,
+      ["git-gate"] = p.git_gate_conf, supervise = p.supervise_queue })[d])
+  end
+  return ([[#!/bin/sh
+# cork stand-in bundle (cork.standin): not a bundle. For each daemon in
+# $%s it serves HTTP on the daemon's port, answering the daemon's name.
+echo "cork stand-in bundle v%d: daemons $%s"
+for d in $(echo "$%s" | tr , ' '); do
+  case $d in
+%s
+    *) echo "unknown daemon $d (the contract knows pipelock, egress, git-gate, supervise)"; exit 2;;
+  esac
+  mkdir -p /www/$d && echo "$d" > /www/$d/index.html
+  httpd -p $port -h /www/$d || exit 1
+  if [ -e "$conf" ]; then echo "contract: $d config $conf mounted"; else echo "contract: $d config $conf missing"; fi
+  echo "listening: $d $port"
+done
+for f in %s %s; do [ -e "$f" ] && echo "contract: CA $f mounted"; done
+env | cut -d= -f1 | sort | sed 's/^/env-name: /'
+echo "ready"
+exec sleep 2147483647
+]]):format(plan.DAEMONS_ENV, M.VERSION, plan.DAEMONS_ENV, plan.DAEMONS_ENV, table.concat(cases, "\n"),
+    p.pipelock_ca_cert, p.egress_ca_cert)
+end
+
+local PASSWD = "root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000:agent:/home/agent:/bin/sh\n"
+local GROUP = "root:x:0:\nagent:x:1000:\n"
+
+-- What each image is: its files, the Dockerfile lines applied at import.
+local function spec(which)
+  if which == "bundle" then
+    return { files = { ["bin/entry"] = { bundle_entry(), 493 } },
+      changes = { "ENV PATH=/bin", 'CMD ["/bin/entry"]' } }
+  end
+  return { files = {}, changes = { "ENV PATH=/bin", 'CMD ["/bin/sh"]' } }
+end
+
+-- busybox() -> path of a statically linked busybox (checked), or raises
+-- not_found naming the Debian package.
+function M.busybox(path)
+  path = path or os.getenv("CORK_BUSYBOX") or M.BUSYBOX
+  local st = cork.fs.stat(path)
+  if not st or st.type ~= "file" then
+    cork.error("not_found", ("no busybox at %s: install the Debian package busybox-static "
+      .. "(the stand-in images are made from it)"):format(path), { path = path })
+  end
+  local f = assert(io.open(path, "rb"))
+  local head = f:read(8192) or ""
+  f:close()
+  if head:sub(1, 4) ~= "\127ELF" or head:find("ld-linux", 1, true) or head:find("/lib/ld-", 1, true) then
+    cork.error("invalid", ("%s is not a statically linked busybox: install the Debian package "
+      .. "busybox-static (the dynamic one cannot run in an empty image)"):format(path), { path = path })
+  end
+  return path
+end
+
+-- The content label: everything that goes into the image.
+local function version_of(which, busybox)
+  local s = spec(which)
+  local parts = { tostring(M.VERSION), which, PASSWD, GROUP, table.concat(M.APPLETS, " "),
+    table.concat(s.changes, "\n") }
+  local names = {}
+  for n in pairs(s.files) do names[#names + 1] = n end
+  table.sort(names)
+  for _, n in ipairs(names) do parts[#parts + 1] = n .. "\0" .. s.files[n][1] end
+  local bst = cork.fs.stat(busybox)
+  parts[#parts + 1] = ("%d"):format(bst.size)
+  return ("%d-%08x"):format(M.VERSION, plan.hash(table.concat(parts, "\0")))
+end
+
+local function run(argv)
+  local r = cork.proc.run(argv)
+  if r.status ~= 0 then
+    cork.error("io", ("%s failed (status %d): %s"):format(argv[1], r.status, (r.stderr or ""):match("[^\n]*")))
+  end
+end
+
+-- A busybox rootfs in a temp dir, as a tar next to it.
+local function rootfs(which, busybox, tmp)
+  local root = tmp .. "/rootfs"
+  for _, dir in ipairs({ "bin", "etc", "tmp", "www", "home/agent", "root", "var/tmp" }) do
+    cork.fs.mkdir(root .. "/" .. dir)
+  end
+  cork.fs.write(root .. "/bin/busybox", cork.fs.read(busybox), { mode = 493 })
+  for _, a in ipairs(M.APPLETS) do run({ "ln", "-s", "busybox", root .. "/bin/" .. a }) end
+  cork.fs.write(root .. "/etc/passwd", PASSWD)
+  cork.fs.write(root .. "/etc/group", GROUP)
+  for name, f in pairs(spec(which).files) do cork.fs.write(root .. "/" .. name, f[1], { mode = f[2] }) end
+  run({ "chmod", "1777", root .. "/tmp", root .. "/var/tmp" })
+  local tar = tmp .. "/rootfs.tar"
+  run({ "tar", "-C", root, "--owner=0", "--group=0", "--numeric-owner", "-cf", tar, "." })
+  return tar
+end
+
+-- image(d, which[, {name=, busybox=, force=}]) -> image reference.
+local function image(d, which, o)
+  o = o or {}
+  local name = o.name or (which == "bundle" and M.BUNDLE or M.AGENT)
+  local busybox = M.busybox(o.busybox)
+  local version = version_of(which, busybox)
+  local old
+  local ok, info = pcall(d.image_inspect, d, name)
+  if ok then
+    local labels = info.Config and info.Config.Labels
+    if not o.force and type(labels) == "table" and labels[M.LABEL] == version then
+      log.debug(("stand-in %s image %s is current (%s)"):format(which, name, version))
+      return name
+    end
+    old = info.Id
+  elseif not cork.is_error(info, "not_found") then
+    error(info, 0)
+  end
+  log.info(("building the stand-in %s image %s from %s (no registry)"):format(which, name, busybox),
+    { standin = which, image = name, version = version })
+  local s <close> = cork.scope("standin " .. which)
+  local tmp = cork.fs.tempdir("cork-standin")
+  s:defer(cork.fs.remove, tmp, { recursive = true, missing_ok = true })
+  local tar = rootfs(which, busybox, tmp)
+  local repo, tag = name:match("^(.+):([%w_.%-]+)$")
+  if not repo then repo, tag = name, "latest" end
+  local changes = { ("LABEL %s=%q"):format(M.LABEL, version) }
+  for _, c in ipairs(spec(which).changes) do changes[#changes + 1] = c end
+  local r = d:image_import(tar, { repo = repo, tag = tag, changes = changes,
+    message = "cork stand-in " .. which .. " image (cork.standin)" })
+  -- the previous build, now untagged: removed unless something still uses it
+  if old and old ~= r.id then pcall(d.image_remove, d, old) end
+  return name
+end
+
+function M.bundle_image(d, o) return image(d, "bundle", o) end
+function M.agent_image(d, o) return image(d, "agent", o) end
+
+-- images(d) -> bundle ref, agent ref
+function M.images(d, o)
+  o = o or {}
+  return M.bundle_image(d, { busybox = o.busybox, force = o.force }),
+    M.agent_image(d, { busybox = o.busybox, force = o.force })
+end
+
+-- version(which) -> the content label an up-to-date image carries.
+function M.version(which, busybox) return version_of(which, M.busybox(busybox)) end
+
+return M
