@@ -811,7 +811,14 @@ static int raise_transport(lua_State *L, client *c, CURLcode rc, long oserr, con
 		(rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR ||
 		 rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CIPHER ||
 		 rc == CURLE_SSL_ISSUER_ERROR ||
-		 ((rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) && (strstr(why, "SSL") || strstr(why, "alert"))));
+		 rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING);
+	/* With TLS 1.3 the engine checks the client certificate after the
+	 * client's side of the handshake: its refusal arrives as an alert, or
+	 * (a race) as a connection closed under our first request. */
+	if (tls_failed && (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING) &&
+	    !strstr(why, "alert"))
+		why = "the engine closed the connection during or right after the handshake "
+		      "(does it trust this client certificate?)";
 	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
 	    (rc == CURLE_OPERATION_TIMEDOUT && strstr(why, "onnect"))) {
 		if (oserr)
@@ -835,6 +842,8 @@ static int raise_transport(lua_State *L, client *c, CURLcode rc, long oserr, con
 	lua_setfield(L, -2, "path");
 	lua_pushstring(L, c->endpoint);
 	lua_setfield(L, -2, "endpoint");
+	lua_pushinteger(L, (lua_Integer)rc);
+	lua_setfield(L, -2, "curl_code");
 	return lua_error(L);
 }
 

@@ -118,7 +118,9 @@ copy(authority.cert, tmp .. "/mixed/ca.pem", tonumber("644", 8))
 copy(ocl.cert, tmp .. "/mixed/cert.pem", tonumber("644", 8))
 copy(ocl.key, tmp .. "/mixed/key.pem", tonumber("600", 8))
 e = T.raises(function() docker.connect(EP, { tls_verify = true, cert_path = tmp .. "/mixed" }) end, "unavailable",
-  "^TLS with " .. H.pat(EP) .. " failed: .*bad certificate.*%(CA ", "an untrusted client certificate: unavailable, bad certificate")
+  "^TLS with " .. H.pat(EP) .. " failed: .*%(CA ", "an untrusted client certificate: unavailable, TLS named")
+T.ok(e and (e.message:match("alert bad certificate") or e.message:match("does it trust this client certificate%?")),
+  "and why: the engine's alert, or its closing the connection (a TLS 1.3 race)")
 T.diag("untrusted client: " .. tostring(e and e.message))
 T.raises(function() docker.connect(EP, { tls_verify = true, cert_path = tmp .. "/nowhere" }) end, "not_found",
   "^Docker TLS file " .. H.pat(tmp) .. "/nowhere/ca%.pem: No such file or directory %(set DOCKER_CERT_PATH%)$",
