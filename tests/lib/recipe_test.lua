@@ -3,69 +3,35 @@
 --   local env = R.home("name")        -- private XDG dirs + a bottle file, per run
 --   local r = R.cork(env, {"run", "docker", "--bottle", "w6", "--detach"})
 --   r.status, r.events (decoded --json lines), r.stdout, r.stderr
--- Images (made locally, no registry): cork-test-bundle:latest (busybox httpd on
--- the port of each daemon in CORK_DAEMONS, logs env NAMES), cork-test-agent:latest
--- (busybox with a user "agent").
+-- Images (made locally by cork.standin from busybox-static, no registry):
+-- R.BUNDLE (busybox httpd on the port of each daemon in CORK_DAEMONS, logs env
+-- NAMES), R.AGENT (busybox with a user "agent").
 local json = require "cork.json"
+local standin = require "cork.standin"
 local R = {}
 
 R.root = os.getenv("CORK_ROOT")
 R.bin = os.getenv("CORK_BIN") or (R.root .. "/build/cork")
 R.TOKEN = "tok-W6SECRET-" .. tostring(os.time()) .. "-zq81"
-R.BUNDLE = "cork-test-bundle:latest"
-R.AGENT = "cork-test-agent:latest"
+R.BUNDLE = standin.BUNDLE
+R.AGENT = standin.AGENT
 
-R.BOTTLE = [[
+R.BOTTLE = ([[
 agent:
   provider: claude
-  image: cork-test-agent:latest
+  image: %s
 bundle:
-  image: cork-test-bundle:latest
+  image: %s
 egress:
   routes:
     - host: api.example.com
       auth: bearer
       token_ref: CORK_W6_TOKEN
-]]
+]]):format(R.AGENT, R.BUNDLE)
 
-local function busybox_root(extra_links)
-  local root = cork.fs.tempdir("cork-w6-rootfs")
-  for _, dir in ipairs({ "bin", "etc", "tmp", "www", "home/agent", "root" }) do cork.fs.mkdir(root .. "/" .. dir) end
-  cork.proc.run({ "cp", "/bin/busybox", root .. "/bin/busybox" })
-  for _, a in ipairs({ "sh", "httpd", "sleep", "env", "cut", "sort", "tr", "sed", "nc", "cat", "mkdir",
-    "chown", "chmod", "dirname", "id", "true", "echo", "ls", "rm", "grep", "timeout" }) do
-    cork.proc.run({ "ln", "-s", "busybox", root .. "/bin/" .. a })
-  end
-  cork.fs.write(root .. "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000:agent:/home/agent:/bin/sh\n")
-  cork.fs.write(root .. "/etc/group", "root:x:0:\nagent:x:1000:\n")
-  return root
-end
-
-local function import(d, root, repo, changes)
-  local r = cork.proc.run({ "tar", "-C", root, "-cf", root .. ".tar", "." })
-  assert(r.status == 0, r.stderr)
-  d:image_import(root .. ".tar", { repo = repo, tag = "latest", changes = changes })
-  cork.fs.remove(root, { recursive = true }); os.remove(root .. ".tar")
-end
-
--- Both images, made once per engine.
+-- Both images, made once per engine (cork.standin: idempotent).
 function R.images(d)
-  if not pcall(d.image_inspect, d, R.BUNDLE) then
-    local root = busybox_root()
-    cork.fs.write(root .. "/bin/entry", [[#!/bin/sh
-for d in $(echo "$CORK_DAEMONS" | tr , ' '); do
-  case $d in pipelock) p=8888;; egress) p=9099;; git-gate) p=9418;; supervise) p=9100;; *) echo "unknown daemon $d"; exit 2;; esac
-  mkdir -p /www/$d; echo "$d" > /www/$d/index.html; httpd -p $p -h /www/$d
-done
-env | cut -d= -f1 | sort | sed 's/^/env-name: /'
-exec sleep 2147483647
-]], { mode = 493 })
-    import(d, root, "cork-test-bundle", { "ENV PATH=/bin", 'CMD ["/bin/entry"]' })
-  end
-  if not pcall(d.image_inspect, d, R.AGENT) then
-    local root = busybox_root()
-    import(d, root, "cork-test-agent", { "ENV PATH=/bin", 'CMD ["/bin/sh"]' })
-  end
+  standin.images(d)
 end
 
 -- A private config/state home with the bottle "w6" in it.
