@@ -68,6 +68,12 @@ exec sleep 2147483647
     p.pipelock_ca_cert, p.egress_ca_cert)
 end
 
+-- The directories of both rootfs (0755; tmp dirs 1777). The agent's
+-- include what a Debian image has where provisioning writes (the CA step's
+-- /usr/local/share/ca-certificates, tools in /usr/local/bin).
+M.DIRS = { "bin", "etc", "tmp", "var/tmp", "www", "root", "home/agent", "usr/bin", "usr/local/bin",
+  "usr/local/share/ca-certificates", "etc/ssl/certs" }
+
 local PASSWD = "root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000:agent:/home/agent:/bin/sh\n"
 local GROUP = "root:x:0:\nagent:x:1000:\n"
 
@@ -102,7 +108,7 @@ end
 -- The content label: everything that goes into the image.
 local function version_of(which, busybox)
   local s = spec(which)
-  local parts = { tostring(M.VERSION), which, PASSWD, GROUP, table.concat(M.APPLETS, " "),
+  local parts = { tostring(M.VERSION), which, PASSWD, GROUP, table.concat(M.APPLETS, " "), table.concat(M.DIRS, " "),
     table.concat(s.changes, "\n") }
   local names = {}
   for n in pairs(s.files) do names[#names + 1] = n end
@@ -123,9 +129,7 @@ end
 -- A busybox rootfs in a temp dir, as a tar next to it.
 local function rootfs(which, busybox, tmp)
   local root = tmp .. "/rootfs"
-  for _, dir in ipairs({ "bin", "etc", "tmp", "www", "home/agent", "root", "var/tmp" }) do
-    cork.fs.mkdir(root .. "/" .. dir)
-  end
+  for _, dir in ipairs(M.DIRS) do cork.fs.mkdir(root .. "/" .. dir, tonumber("0755", 8)) end
   cork.fs.write(root .. "/bin/busybox", cork.fs.read(busybox), { mode = 493 })
   for _, a in ipairs(M.APPLETS) do run({ "ln", "-s", "busybox", root .. "/bin/" .. a }) end
   cork.fs.write(root .. "/etc/passwd", PASSWD)
