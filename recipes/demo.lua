@@ -82,7 +82,7 @@ do
 
   -- 1. Images, built here from busybox-static (kept afterwards: rebuilding
   --    is skipped while their content label matches).
-  log.step("demo: images", { detail = "stand-in bundle and agent images" })
+  bottle.step("demo-images", "stand-in bundle and agent images")
   local bundle_image, agent_image = standin.images(d)
   log.info(("stand-in images ready: %s, %s"):format(bundle_image, agent_image))
 
@@ -91,7 +91,7 @@ do
   --    agent's script, and tells the demo the bottle's slug while the
   --    launch still owns it: the demo's `cork down` is registered before
   --    the launch hands the bottle over.
-  log.step("demo: launch", { detail = "the docker recipe with the demo bottle" })
+  bottle.step("demo-launch", "the docker recipe with the demo bottle")
   s:defer(function()
     if not slug then return end
     log.info(("tearing down bottle %s (cork down)"):format(slug))
@@ -114,7 +114,7 @@ do
   --    network of its own; one on this host's loopback. Both are
   --    journalled in the bottle's journal, so `cork down SLUG` ends the
   --    canary container even after a kill -9 of this demo.
-  log.step("demo: canaries", { detail = "a container on another network, a server on the host's loopback" })
+  bottle.step("demo-canaries", "a container on another network, a server on the host's loopback")
   local cname, cnet = "cork-" .. slug .. "-canary", "cork-" .. slug .. "-canary-net"
   local labels = { ["cork.slug"] = slug, ["cork.role"] = "canary", ["cork.demo"] = run_id }
   local sub = plan.pick_subnet(cnet, plan.docker_subnets(d))
@@ -162,7 +162,7 @@ do
   log.info(("host canary serves on 127.0.0.1:%d (checked from the host)"):format(hport))
 
   -- 4. The scripted agent, probe by probe; the verdict is the demo's.
-  log.step("demo: probes", { detail = "what the agent can reach, and what it cannot" })
+  bottle.step("demo-probes", "what the agent can reach, and what it cannot")
   local probes = {
     { what = "its bundle's proxy", host = "proxy", port = 0, want = "reached" },
     { what = "the canary container on another network", host = sub.bundle_ip, port = 8080, want = "blocked" },
@@ -192,7 +192,7 @@ do
     if good then log.info(("probe %d (%s): %s"):format(i, pr.what, verdict))
     else log.warn(("probe %d (%s): %s"):format(i, pr.what, verdict)) end
   end
-  log.step("demo: teardown", { detail = "cork down, canaries" })
+  bottle.step("demo-teardown", "cork down, canaries")
   -- the scope's cleanups now run, in reverse: the host canary, the canary
   -- container and network, the bottle (cork down)
 end
