@@ -5,6 +5,7 @@
 #   make test       unit, Lua, CLI and integration tests (prove, TAP)
 #   make asan       the whole suite under ASan + UBSan (build/asan/)
 #   make bench      benchmarks (ratios measured side by side)
+#   make demo       install what is missing, build, run `cork run demo`
 #   make install PREFIX=/usr/local    make clean
 
 VERSION  := 0.1.0
@@ -37,7 +38,7 @@ MAIN_OBJ := $(BUILD)/main.o
 EMBED_FILES := $(shell find lua recipes -type f ! -name '*~' ! -name '.*' 2>/dev/null | LC_ALL=C sort)
 C_TESTS  := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps test unit-test asan bench install clean check-docs fuzz
+.PHONY: all deps test unit-test asan bench demo install clean check-docs fuzz
 all: $(BUILD)/cork $(BUILD)/libcork.so $(BUILD)/cork.pc $(if $(filter build,$(BUILD)),cork)
 
 cork: $(BUILD)/cork
@@ -153,6 +154,15 @@ bench: all
 
 deps:
 	$(Q)tools/deps.sh $(if $(DEPS),$(DEPS),all)
+
+# README's first command: installs what the demo needs (build tools,
+# busybox-static, docker.io), builds cork, and runs `cork run demo` against
+# the engine at DOCKER_HOST (or /var/run/docker.sock), or a private engine
+# started for it (and stopped afterwards) when none answers (tools/demo.sh).
+demo:
+	$(Q)tools/deps.sh demo
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/demo.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tools/deps.sh [build|test|all]: install cork's build and test dependencies
+# tools/deps.sh [build|test|demo|all]: install cork's build and test dependencies
 # from Debian's packages with apt-get, only those that are missing (a no-op
 # when everything is there). Default: all.
 set -eu
@@ -11,8 +11,9 @@ test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-l
 case "${1:-all}" in
 	build) want=$build ;;
 	test) want=$test ;;
+	demo) want="$build busybox-static docker.io curl ca-certificates" ;;
 	all) want="$build $test" ;;
-	*) echo "usage: tools/deps.sh [build|test|all]" >&2; exit 2 ;;
+	*) echo "usage: tools/deps.sh [build|test|demo|all]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
