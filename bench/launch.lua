@@ -1,6 +1,8 @@
 -- launch: the docker recipe's launch-to-ready and teardown, against the
 -- floor: the same Docker operations issued back to back through cork.docker
--- by a minimal script. Interleaved runs; medians; ratios.
+-- by a minimal script (networks, bundle, agent, the seal container, three
+-- execs; then removals). Interleaved runs; medians; ratios. The images are
+-- cork.standin's (built once per engine).
 local N = tonumber(arg[1]) or 5
 local BIN = os.getenv("CORK_BIN")
 local fs = cork.fs
@@ -69,6 +71,18 @@ local function floor_cycle(i)
     entrypoint = { "/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done" },
     cmd = { "x" }, networks = { { name = n2 } } })
   d:container_start("cork-floor-" .. i .. "-agent")
+  -- the seal: a short-lived container in the agent's network namespace
+  -- drops its default route (as the docker recipe's seal step does)
+  local ainfo = d:container_inspect("cork-floor-" .. i .. "-agent")
+  local seal = "cork-floor-" .. i .. "-seal"
+  d:request("POST", "/containers/create", { query = { name = seal }, body = {
+    Image = bundle_image, User = "0",
+    Entrypoint = { "/bin/sh", "-c", 'ip route del default 2>/dev/null; ip route add prohibit "$0/32"', "10.232." .. i .. ".1" },
+    HostConfig = { NetworkMode = "container:" .. ainfo.Id, CapDrop = { "ALL" }, CapAdd = { "NET_ADMIN" },
+      SecurityOpt = { "no-new-privileges" } } } })
+  d:container_start(seal)
+  d:container_wait(seal)
+  d:container_remove(seal)
   d:exec("cork-floor-" .. i .. "-agent", { "sh", "-c", "mkdir -p /home/agent" })
   d:exec("cork-floor-" .. i .. "-agent", { "sh", "-c", "cat > /tmp/ca.crt" }, { stdin = "x" })
   d:exec("cork-floor-" .. i .. "-agent", { "sh", "-c", "exit 0" })
