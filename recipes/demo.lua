@@ -72,8 +72,9 @@ local run_id = plan.random_suffix(6)
 local results, slug = {}, nil
 
 local function http_get_host(host, port)
-  local r = cork.proc.run({ "sh", "-c", 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 3 busybox nc "$0" "$1" | tail -n 1',
-    host, tostring(port) })
+  local bb = standin.busybox()
+  local r = cork.proc.run({ bb, "sh", "-c", 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 3 "$2" nc "$0" "$1" | tail -n 1',
+    host, tostring(port), bb })
   return (r.stdout:gsub("%s+$", ""))
 end
 
@@ -144,7 +145,7 @@ do
   local hport
   for i = 0, 19 do
     local port = 47000 + (cork.core.pid() * 7 + i * 131) % 9000
-    local p = cork.proc.spawn({ "timeout", "900", "busybox", "httpd", "-f", "-p", "127.0.0.1:" .. port, "-h", www },
+    local p = cork.proc.spawn({ "timeout", "900", standin.busybox(), "httpd", "-f", "-p", "127.0.0.1:" .. port, "-h", www },
       { stdout = "null", stderr = "null" })
     s:defer(function()
       if p:running() and port == hport then log.info(("stopped the host canary on 127.0.0.1:%d"):format(port)) end
