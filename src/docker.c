@@ -2265,7 +2265,17 @@ static int hj_close_write(client *c, curl_socket_t fd)
 		if (curl_easy_getinfo(c->hj, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || !ti ||
 		    ti->backend != CURLSSLBACKEND_OPENSSL || !ti->internals)
 			return -3;
-		if (SSL_shutdown((SSL *)ti->internals) < 0)
+		SSL *ssl = ti->internals;
+		int rc, tries = 0;
+		/* the socket is non-blocking: the alert may have to wait a moment */
+		while ((rc = SSL_shutdown(ssl)) < 0 && tries++ < 50) {
+			int e = SSL_get_error(ssl, rc);
+			if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ)
+				break;
+			struct pollfd pf = {fd, e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, 0};
+			poll(&pf, 1, 20);
+		}
+		if (rc < 0)
 			return -1;
 	}
 	shutdown(fd, SHUT_WR);
