@@ -61,7 +61,9 @@ for d in $(echo "$%s" | tr , ' '); do
   echo "listening: $d $port"
 done
 for f in %s %s; do [ -e "$f" ] && echo "contract: CA $f mounted"; done
-env | cut -d= -f1 | sort | sed 's/^/env-name: /'
+# names only, also when a value holds a newline (entries are NUL-separated;
+# a newline inside a value becomes a space, never a line of its own)
+tr '\n\000' ' \n' < /proc/$$/environ | cut -d= -f1 | sort | sed 's/^/env-name: /'
 echo "ready"
 exec sleep 2147483647
 ]]):format(plan.DAEMONS_ENV, M.VERSION, plan.DAEMONS_ENV, plan.DAEMONS_ENV, table.concat(cases, "\n"),

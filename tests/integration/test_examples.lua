@@ -104,6 +104,24 @@ do
   T.is(R.files(h.env.XDG_STATE_HOME), "", "no state file left")
 end
 
+-- the stand-in bundle logs env names, never a value, even a multi-line one
+do
+  local c = d:container_create({ name = H.name("names"), image = R.BUNDLE, labels = H.labels,
+    env = { CORK_DAEMONS = "pipelock", EGRESS_TOKEN_1 = "line-one\nLEAKED_NAME=x-W6SECRET\nline-three" } })
+  d:container_start(c)
+  local logs = ""
+  for _ = 1, 50 do
+    local l = d:container_logs(c)
+    logs = l.stdout .. l.stderr
+    if logs:find("\nready\n", 1, true) then break end
+    cork.sleep(0.1)
+  end
+  T.like(logs, "env%-name: EGRESS_TOKEN_1\n", "stand-in: the token's name is logged")
+  T.ok(not logs:find("W6SECRET", 1, true) and not logs:find("LEAKED_NAME", 1, true) and not logs:find("line%-"),
+    "stand-in: no part of a multi-line value is", logs)
+  d:container_remove(c, { force = true })
+end
+
 s:close()   -- T.done() exits: run the defers (sweep, temp dirs) now
 H.no_leaks(T, d, before)
 T.done()
