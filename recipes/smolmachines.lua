@@ -26,10 +26,17 @@ if not opts then return 0 end
 local ctx = launch.prepare(opts, "smolmachines")
 local p, docker = ctx.plan, ctx.docker
 local smol = bottle.smolvm(opts)
+-- the artifact: --from, else agent.from, else what `cork run prepare` packed
+-- from the agent's image (cached by image ID, so a rebuilt image is not
+-- silently booted from a stale artifact)
 local artifact = opts.from or p.provider.from
 if not artifact then
-  cork.error("usage", ("no .smolmachine artifact for bottle %s: set agent.from, or pass --from "
-    .. "(`cork run prepare --bottle %s` builds one)"):format(ctx.bottle.name, ctx.bottle.name))
+  artifact = require("cork.artifacts").for_image(docker, p.provider.image)
+end
+if not artifact then
+  cork.error("usage", ("no .smolmachine artifact for bottle %s: set agent.from, pass --from, "
+    .. "or run `cork run prepare --bottle %s` (packs its agent image %s)")
+    :format(ctx.bottle.name, ctx.bottle.name, tostring(p.provider.image)))
 end
 artifact = cork.fs.expand_tilde(artifact)
 if not cork.fs.exists(artifact) then
@@ -100,7 +107,8 @@ bottle.step("provision", "waiting for the VM, then provisioning")
 smol:wait_ready(p.names.vm, { timeout = 120 })
 local user, home = p.provider.user, p.provider.home
 smol:exec(p.names.vm, { "sh", "-c",
-  'chown -R "$0" "$1" && chown root:root /tmp /var/tmp && chmod 1777 /tmp /var/tmp', user, home },
+  'mkdir -p "$1" && chown -R "$0": "$1" && mkdir -p /tmp /var/tmp && chown root:root /tmp /var/tmp && '
+    .. 'chmod 1777 /tmp /var/tmp', user, home },
   { check = true })
 local function exec(argv, o)
   o = o or {}

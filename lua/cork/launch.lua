@@ -120,10 +120,14 @@ function M.write_via_exec(exec)
   return function(_, path, content, o)
     o = o or {}
     local mode = ("%o"):format(o.mode or 420)
+    -- "user:" is the user and its login group (not root's group, as a bare
+    -- "user" would leave a file written by root)
+    local owner = o.owner or ""
+    if owner ~= "" and not owner:find(":", 1, true) then owner = owner .. ":" end
     local r = exec({ "sh", "-c",
       'umask 077; mkdir -p "$(dirname "$0")" && cat > "$0" && chmod "$1" "$0" && '
         .. 'if [ -n "$2" ]; then chown "$2" "$0" && chown "$2" "$(dirname "$0")"; fi',
-      path, mode, o.owner or "" }, { stdin = content })
+      path, mode, owner }, { stdin = content })
     if r.status ~= 0 then
       cork.error("provision", ("cannot write %s in the guest: %s"):format(path, (r.stderr or ""):match("[^\n]*")))
     end

@@ -1,8 +1,10 @@
 -- The smolmachines recipe against the private engine and the stand-in
--- smolvm (tests/fakes/smolvm): --detach end to end (ports on the alias only,
--- guest env, allowlist exactly <alias>/32, token whereabouts, down), sixteen
--- concurrent launches and a seventeenth that finds the pool exhausted,
--- --dry-run, and fault injection at every step.
+-- smolvm (tests/fakes/smolvm, whose guests are chroots): --detach end to end
+-- (ports on the alias only, guest env, allowlist exactly <alias>/32, token
+-- and secret whereabouts, provisioning inside the guest, cork ls, down),
+-- sixteen concurrent launches and a seventeenth that finds the pool
+-- exhausted, --dry-run, and fault injection at every step (attach included),
+-- with a user recipe whose provisioning step fails in the guest.
 local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
 local H = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/docker_test.lua")
 local R = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/recipe_test.lua")
@@ -22,9 +24,27 @@ local before = H.snapshot(d)
 local s <close> = cork.scope("test_recipe_smolmachines")
 s:defer(function() H.sweep(d) end)
 
-local function home(name)
-  local h = R.home(name)
-  cork.fs.write(h.dir .. "/agent.smolmachine", "stand-in artifact\n")
+-- The end-to-end bottle: git-gate (a remote and a git user), supervise, a
+-- prompt and a secret for the agent on top of the egress route of R.BOTTLE.
+local SECRET = "agent-W6SECRET-" .. tostring(os.time()) .. "-kq2"
+local FULL = R.BOTTLE .. [[
+env:
+  EDITOR: vi
+  DEPLOY_KEY: "${CORK_W6_AGENT_SECRET}"
+git:
+  user: {name: W6 Bot, email: w6@example.com}
+  remotes:
+    - name: app
+      url: https://example.com/acme/app.git
+supervise: true
+prompt: |
+  Work on the w6 test.
+]]
+local function home(name, bottle)
+  local h = R.home(name, bottle)
+  h.env.CORK_W6_AGENT_SECRET = SECRET
+  -- the stand-in's artifact: the agent user and the agent image's commands
+  cork.fs.write(h.dir .. "/agent.smolmachine", "user=agent\ncommands=git,claude\n")
   h.run = { "run", "smolmachines", "--bottle", "w6", "--from", h.dir .. "/agent.smolmachine" }
   return h
 end
@@ -46,6 +66,10 @@ local function nothing_left(h, slug, what)
   local left = R.files(h.env.XDG_STATE_HOME):gsub("[^\n]*/cork/[%a]+%.lock\n?", "")
   T.is(left, "", what .. ": no journal, state or alias reservation left")
 end
+local function guest(h, vm, script)
+  return cork.proc.run({ R.root .. "/tests/fakes/smolvm", "machine", "exec", "--name", vm, "--", "sh", "-c", script },
+    { env = h.env })
+end
 local function http(host, port)
   return cork.proc.run({ "sh", "-c",
     ('printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 3 busybox nc %s %d'):format(host, port) }).stdout
@@ -53,57 +77,104 @@ end
 
 -- 1. end to end with --detach ------------------------------------------------
 if not HAVE_CHROOT then T.skip(NO_CHROOT .. ": end to end", 1) else
-  local h = home("e2e")
+  local h = home("e2e", FULL)
   s:defer(cork.fs.remove, h.dir, { recursive = true })
   local out = h.dir .. "/out.ndjson"
   local a = { R.bin, "--json" }
   for _, x in ipairs(args(h, { "--detach" })) do a[#a + 1] = x end
   local p = cork.proc.spawn(a, { env = h.env, stdout = out, stderr = h.dir .. "/err" })
-  local on_argv, samples = false, 0
+  local on_argv, samples = {}, 0
+  local deadline = cork.time() + 120
   while true do
     for _, pid in ipairs(cork.fs.list("/proc")) do
       if pid:match("^%d+$") then
         local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
-        if f then local c = f:read("a") or ""; f:close(); if c:find(R.TOKEN, 1, true) then on_argv = true end end
+        if f then
+          local c = f:read("a") or ""; f:close()
+          if c:find(R.TOKEN, 1, true) then on_argv.token = true end
+          if c:find(SECRET, 1, true) then on_argv.secret = true end
+        end
       end
     end
     samples = samples + 1
-    if cork.proc.run({ "sh", "-c", "kill -0 " .. p:pid() .. " 2>/dev/null && echo y" }).stdout == "" then break end
+    -- (not `kill -0`: it succeeds on the exited, unreaped child)
+    if not p:running() or cork.time() > deadline then break end
   end
   local r = p:wait()
   local text = cork.fs.read(out)
+  local err = cork.fs.read(h.dir .. "/err")
   local ev = R.decode(text)
-  T.is(r.status, 0, "smolmachines --detach: exit 0", cork.fs.read(h.dir .. "/err"))
+  T.is(r.status, 0, "smolmachines --detach: exit 0", err)
   T.ok(samples >= 2, "sampled /proc/*/cmdline during the launch (" .. samples .. " rounds)")
-  T.ok(not on_argv, "the token value is on no process's argv")
-  T.ok(not text:find(R.TOKEN, 1, true), "the token value is in no event line")
+  T.ok(not on_argv.token, "the token value is on no process's argv")
+  T.ok(not on_argv.secret, "the agent's secret is on no process's argv")
+  T.ok(not (text .. err):find(R.TOKEN, 1, true), "the token value is in no event line, nor on stderr")
+  T.ok(not (text .. err):find(SECRET, 1, true), "the agent's secret is in no event line, nor on stderr")
   local ready = R.find(ev, { event = "bottle_ready" })[1] or {}
   local slug = ready.slug or "none"
+  local vm = "cork-" .. slug
   local ip
   for _, e in ipairs(ev) do if e.alias then ip = e.alias end end
   T.like(ip, "^127%.0%.0%.%d+$", "an alias from the pool")
+  local pip = H.pat(ip or "x")
   local bundle = "cork-" .. slug .. "-bundle"
   local ib = d:container_inspect(bundle)
   T.ok(table.concat(ib.Config.Env, "\n"):find("=" .. R.TOKEN, 1, true), "the token value is in the bundle's env")
   -- ports: on the alias only
   local urls = R.find(ev, { event = "agent_urls" })[1] or {}
-  local port = tonumber((urls.HTTPS_PROXY or ""):match("^http://" .. H.pat(ip or "x") .. ":(%d+)$"))
+  local port = tonumber((urls.HTTPS_PROXY or ""):match("^http://" .. pip .. ":(%d+)$"))
   T.ok(port, "HTTPS_PROXY is the alias and a published port", urls.HTTPS_PROXY)
-  local bound_ok = true
+  local gport = tonumber((urls.GIT_GATE_URL or ""):match("^git://" .. pip .. ":(%d+)$"))
+  T.ok(gport, "GIT_GATE_URL is git://<alias>:<port>", urls.GIT_GATE_URL)
+  local sport = tonumber((urls.MCP_SUPERVISE_URL or ""):match("^http://" .. pip .. ":(%d+)/$"))
+  T.ok(sport, "MCP_SUPERVISE_URL is http://<alias>:<port>/", urls.MCP_SUPERVISE_URL)
+  local bound_ok, nbound = true, 0
   for _, binds in pairs(ib.NetworkSettings.Ports or {}) do
-    for _, b in ipairs(binds ~= json.null and binds or {}) do if b.HostIp ~= ip then bound_ok = false end end
+    for _, b in ipairs(binds ~= json.null and binds or {}) do
+      nbound = nbound + 1
+      if b.HostIp ~= ip then bound_ok = false end
+    end
   end
+  T.is(nbound, 3, "three ports published (egress, git-gate, supervise)")
   T.ok(bound_ok, "every published port is bound on the alias only")
-  if port then
-    T.like(http(ip, port), "egress", "connect on the alias works")
-    T.is(http("127.0.0.1", port), "", "the same port on 127.0.0.1 is not served")
+  for daemon, pt in pairs({ egress = port, ["git-gate"] = gport, supervise = sport }) do
+    T.like(http(ip, pt), H.pat(daemon), daemon .. ": connect on the alias works")
+    T.is(http("127.0.0.1", pt), "", daemon .. ": the same port on 127.0.0.1 is not served")
   end
   -- allowlist
   local v = vms(h)[1] or {}
   T.same(v.network and v.network.allowed_cidrs, { ip .. "/32" }, "the VM's allowlist is exactly <alias>/32")
+  T.is(v.network and v.network.backend, "virtio-net", "under a backend that enforces it")
+  -- provisioning ran inside the guest (a chroot of the stand-in), not here
+  local g = guest(h, vm, "stat -c '%U:%G %a' /home/agent /tmp /var/tmp /home/agent/.cork/env; "
+    .. "cat /usr/local/share/ca-certificates/cork.crt; echo ---; cat /var/log/stand-in-commands.log; echo ---; "
+    .. "cat /home/agent/.claude/CLAUDE.md").stdout
+  T.like(g, "^agent:agent 755\nroot:root 1777\nroot:root 1777\nagent:agent 600\n",
+    "guest: home owned by the agent, /tmp and /var/tmp root-owned 1777, the secrets file 0600 the agent's")
+  local ca = d:exec(bundle, { "cat", "/etc/cork/pipelock/ca/ca.pem" }).stdout
+  local eca = d:exec(bundle, { "cat", "/etc/cork/egress/ca/ca.pem" }).stdout
+  T.ok(#ca > 100 and g:find(ca, 1, true) and g:find(eca, 1, true), "guest: the bundle's CAs (pipelock, egress) installed")
+  T.like(g, "\ngit config %-%-global user%.name W6 Bot\n", "guest: git identity configured (as the agent)")
+  T.like(g, "\ngit config %-%-global %-%-add url%.git://" .. pip .. ":" .. tostring(gport)
+    .. "/app%.git%.insteadOf https://example%.com/acme/app%.git\n", "guest: the remote goes through git-gate")
+  T.like(g, "\nclaude mcp add %-%-scope user %-%-transport http supervise http://" .. pip .. ":" .. tostring(sport)
+    .. "/\n", "guest: supervise registered with the agent's CLI")
+  T.like(g, "Work on the w6 test%.\n$", "guest: the prompt where claude reads it")
+  T.ok(not cork.fs.exists("/home/agent/.cork/env") or not cork.fs.read("/home/agent/.cork/env"):find(SECRET, 1, true),
+    "nothing was written on this host")
+  -- cork ls: the VM's status from smolvm
   local ls = R.cork(h, { "ls" })
-  T.ok(R.find(ls.events, { event = "bottle", slug = slug })[1] ~= nil, "cork ls --json lists the bottle", ls.stdout)
-  -- guest env: the attach argv, with `env` as the program
+  local row = R.find(ls.events, { event = "bottle", slug = slug })[1] or {}
+  T.is(row.backend, "smolmachines", "cork ls --json: backend", ls.stdout)
+  T.is(row.alias, ip, "cork ls --json: alias")
+  T.is(row.status, "running", "cork ls --json: status running")
+  T.is(row.vm and row.vm.state, "running", "cork ls --json: the VM's state from smolvm")
+  T.is(row.ports and math.tointeger(row.ports.egress), port, "cork ls --json: ports")
+  local lst = cork.proc.run({ R.bin, "ls" }, { env = h.env }).stdout
+  T.like(lst, "\n" .. H.pat(slug) .. " +smolmachines +" .. pip .. " +%d+s +running +running +egress="
+    .. tostring(port) .. ",git%-gate=" .. tostring(gport) .. ",supervise=" .. tostring(sport) .. "\n",
+    "cork ls: slug, backend, alias, age, status, VM, ports", lst)
+  -- guest env: the attach argv, with `env` as the program (as root) ...
   local att = {}
   for _, x in ipairs(ready.attach or {}) do
     if x == "--" then break end
@@ -111,12 +182,26 @@ if not HAVE_CHROOT then T.skip(NO_CHROOT .. ": end to end", 1) else
   end
   att[#att + 1] = "--"; att[#att + 1] = "env"
   local ge = cork.proc.run(att, { env = h.env }).stdout
-  T.like(ge, "HTTPS_PROXY=http://" .. H.pat(ip or "x") .. ":" .. tostring(port) .. "\n", "guest env: HTTPS_PROXY")
-  T.like(ge, "NO_PROXY=[^\n]*", "guest env: NO_PROXY")
+  T.like(ge, "\nHTTPS_PROXY=http://" .. pip .. ":" .. tostring(port) .. "\n", "guest env: HTTPS_PROXY")
+  T.like(ge, "\nHTTP_PROXY=http://" .. pip .. ":" .. tostring(port) .. "\n", "guest env: HTTP_PROXY")
+  T.like(ge, "\nGIT_GATE_URL=git://" .. pip .. ":" .. tostring(gport) .. "\n", "guest env: GIT_GATE_URL")
+  T.like(ge, "\nMCP_SUPERVISE_URL=http://" .. pip .. ":" .. tostring(sport) .. "/\n", "guest env: MCP_SUPERVISE_URL")
+  T.like(ge, "\nNO_PROXY=[^\n]*" .. pip, "guest env: NO_PROXY holds the alias")
   T.ok(not ge:find(R.TOKEN, 1, true), "guest env: no bundle token")
+  T.ok(not ge:find(SECRET, 1, true), "guest env: the agent's secret is not on the exec's env")
+  -- ... and the whole attach argv with `env` for the agent's command: the
+  -- agent user, its secrets sourced from the 0600 file
+  local full = {}
+  for i, x in ipairs(ready.attach or {}) do full[i] = x end
+  full[#full] = "env"
+  local ae = cork.proc.run(full, { env = h.env }).stdout
+  T.like(ae, "\nUSER=agent\n", "attach: runs as the agent")
+  T.like(ae, "\nDEPLOY_KEY=" .. H.pat(SECRET) .. "\n", "attach: the agent's secret from its env file")
   local dn = R.cork(h, { "down", slug })
   T.is(dn.status, 0, "cork down: exit 0")
   nothing_left(h, slug, "after down")
+  T.ok(not cork.fs.exists(h.dir .. "/smolvm/machines/" .. vm), "the VM's rootfs is gone")
+  T.unlike(cork.proc.run({ R.bin, "ls" }, { env = h.env }).stdout, H.pat(slug), "cork ls: the bottle is gone after down")
 end
 
 -- 2. sixteen concurrent launches, then a seventeenth --------------------------
@@ -128,18 +213,23 @@ if not HAVE_CHROOT then T.skip(NO_CHROOT .. ": sixteen --detach launches", 1) el
   for i = 1, 16 do
     local a = { R.bin, "--json" }
     for _, x in ipairs(args(h, { "--detach" })) do a[#a + 1] = x end
-    procs[i] = { p = cork.proc.spawn(a, { env = h.env, stdout = h.dir .. "/pool" .. i, stderr = "null" }) }
+    procs[i] = { p = cork.proc.spawn(a, { env = h.env, stdout = h.dir .. "/pool" .. i, stderr = h.dir .. "/pool" .. i .. ".err" }) }
   end
   local aliases, distinct, okc = {}, 0, 0
   for i, x in ipairs(procs) do
     local r = x.p:wait()
-    if r.status == 0 then okc = okc + 1 end
+    if r.status == 0 then okc = okc + 1
+    else T.diag(("launch %d: exit %s: %s"):format(i, tostring(r.status), cork.fs.read(h.dir .. "/pool" .. i .. ".err"))) end
     for _, e in ipairs(R.decode(cork.fs.read(h.dir .. "/pool" .. i))) do
       if e.alias and not aliases[e.alias] then aliases[e.alias] = true; distinct = distinct + 1 end
     end
   end
   T.is(okc, 16, "sixteen concurrent launches succeed")
   T.is(distinct, 16, "with sixteen distinct aliases")
+  local range = true
+  for i = 16, 31 do if not aliases["127.0.0." .. i] then range = false end end
+  T.ok(range, "exactly 127.0.0.16-127.0.0.31")
+  T.is(#vms(h), 16, "sixteen VMs running")
   T.diag(("16 concurrent launches: %.1f s"):format(cork.time() - t))
   local snap = H.snapshot(d)
   local r = R.cork(h, args(h, { "--detach" }))
@@ -148,6 +238,7 @@ if not HAVE_CHROOT then T.skip(NO_CHROOT .. ": sixteen --detach launches", 1) el
   T.is(f.kind, "pool_exhausted", "kind pool_exhausted")
   T.like(f.msg, "pool 127%.0%.0%.16%-127%.0%.0%.31 exhausted", "a clear message")
   H.no_leaks(T, d, snap)
+  T.is(#vms(h), 16, "the seventeenth left no VM")
   local dn = R.cork(h, { "down", "--all" })
   T.is(dn.status, 0, "down --all: exit 0")
   T.is(#vms(h), 0, "no VM after down --all")
@@ -162,7 +253,7 @@ do
   local t = cork.time()
   local ps = {}
   for i = 1, 16 do ps[i] = cork.proc.spawn(run, {env = R.merge(h.env, {CORK_FAULT="pause@provision"}), stdout = h.dir.."/o"..i, stderr="null"}) end
-  local deadline = cork.time() + 60
+  local deadline = cork.time() + 240   -- sixteen launches on two cores
   local n = 0
   while cork.time() < deadline and n < 16 do
     n = 0
@@ -208,11 +299,12 @@ do
 end
 
 -- 4. fault injection at every step ------------------------------------------
-local STEPS = { "alias", "network", "ca", "bundle", "ports", "vm", "provision" }
--- where the recipe calls smolvm, the stand-in fails that call; elsewhere
--- the hook raises a smolvm error (an always-failing exec would only make the
--- readiness poll wait out its timeout)
-local SMOLVM_CALL = { vm = "create" }
+local STEPS = { "alias", "network", "ca", "bundle", "ports", "vm", "provision", "attach" }
+-- where the recipe calls smolvm, the stand-in fails that call (at provision:
+-- every exec after the readiness poll's two); elsewhere the hook raises a
+-- smolvm error (an always-failing exec would only make the readiness poll
+-- wait out its timeout)
+local SMOLVM_CALL = { vm = "create", provision = "exec+2" }
 local function slug_in(events) return (R.find(events, { event = "bottle" })[1] or {}).slug or "none" end
 local function case(label, fn)
   local h = home("f")
@@ -267,6 +359,29 @@ for _, step in ipairs(STEPS) do
     local dn = R.cork(h, { "down", slug })
     T.is(dn.status, 0, "down after KILL@" .. step .. ": exit 0")
     nothing_left(h, slug, "KILL@" .. step .. " + down")
+  end)
+end
+
+-- 5. a user recipe whose own provisioning step fails in the guest ------------
+if not HAVE_CHROOT then T.skip(NO_CHROOT .. ": a failing user step", 1) else
+  case("user recipe step", function(h)
+    local recipe = h.dir .. "/mine.lua"
+    cork.fs.write(recipe, [[
+-- mine: the stock smolmachines flow with one more step, which fails
+local provision = require "cork.provision"
+provision.steps:insert_after("ca", { name = "tool", run = function(ctx)
+  ctx:exec({ "sh", "-c", "echo no such package >&2; exit 7" })
+end })
+return require("cork.recipes").run("smolmachines", { ... })
+]])
+    local run = { "run", recipe }
+    for i = 3, #h.run do run[#run + 1] = h.run[i] end
+    local r = R.cork(h, run)
+    T.is(r.status, 1, "a user step failing in the guest: exit 1")
+    local f = R.find(r.events, { event = "failed" })[1] or {}
+    T.is(f.kind, "exec_failed", "kind exec_failed")
+    T.like(f.msg, "exited with status 7: no such package", "with the guest's status and message")
+    nothing_left(h, slug_in(r.events), "a failing user step")
   end)
 end
 

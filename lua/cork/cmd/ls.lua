@@ -9,9 +9,11 @@ local M = {}
 M.help = [[
 usage: cork ls
 
-Lists bottles: slug, backend, loopback alias, published ports, age and
-status (running, partial, stale: a journal whose cork process is gone and
-nothing runs). With the global --json, one `bottle` event per bottle.]]
+Lists bottles: slug, backend, loopback alias, age, status (running,
+partial, starting, stale: a journal whose cork process is gone and nothing
+runs), the VM's state as `smolvm machine ls` reports it (smolmachines
+bottles; "missing" when smolvm does not list it) and the published ports.
+With the global --json, one `bottle` event per bottle.]]
 
 local function age(ts)
   if not ts then return "?" end
@@ -22,8 +24,23 @@ local function age(ts)
   return (s // 86400) .. "d"
 end
 
+-- One `smolvm machine ls` for all rows: name -> entry (nil when smolvm is
+-- not there or the call failed: the VM column then says "?").
+local function machines(smol)
+  if not smol then return nil end
+  local ok, list = pcall(smol.ls, smol)
+  if not ok then
+    cork.log.warn(("smolvm machine ls failed: %s"):format(cork.is_error(list) and list.message or tostring(list)))
+    return nil
+  end
+  local by = {}
+  for _, m in ipairs(list) do if type(m.name) == "string" then by[m.name] = m end end
+  return by
+end
+
 function M.collect()
   local d, smol = down.clients()
+  local vms = machines(smol)
   local rows = {}
   for _, slug in ipairs(down.all_slugs(d, smol)) do
     local st = journal.read(slug) or { meta = {}, resources = {} }
@@ -37,12 +54,17 @@ function M.collect()
         if row.backend == "?" and c.Labels and c.Labels["cork.role"] == "agent" then row.backend = "docker" end
       end
     end
-    if smol then
-      local ok, m = pcall(smol.status, smol, "cork-" .. slug)
-      if ok and m then row.vm = { name = m.name, state = m.state }; if m.state == "running" then running = running + 1 end end
+    local m = vms and vms["cork-" .. slug]
+    if m then
+      row.vm = { name = m.name, state = m.state }
+      if row.backend == "?" then row.backend = "smolmachines" end
+      if m.state == "running" then running = running + 1 end
+    elseif row.backend == "smolmachines" then
+      -- the VM's state as smolvm reports it: gone, or unknown without smolvm
+      row.vm = { name = "cork-" .. slug, state = vms and "missing" or "unknown" }
     end
-    local expected = row.backend == "smolmachines" and 2 or 2
-    if running >= expected then row.status = "running"
+    -- both backends run two things: the bundle, and the agent's container or VM
+    if running >= 2 then row.status = "running"
     elseif running > 0 then row.status = "partial"
     elseif st.owner_alive then row.status = "starting"
     else row.status = "stale" end
@@ -60,13 +82,16 @@ function M.main(argv)
     return 0
   end
   if #rows == 0 then print("no bottles"); return 0 end
-  print(("%-28s %-13s %-12s %-6s %-9s %s"):format("SLUG", "BACKEND", "ALIAS", "AGE", "STATUS", "PORTS"))
+  local fmt = "%-28s %-13s %-12s %-6s %-9s %-9s %s"
+  print(fmt:format("SLUG", "BACKEND", "ALIAS", "AGE", "STATUS", "VM", "PORTS"))
   for _, r in ipairs(rows) do
     local ports = {}
-    for k, v in pairs(r.ports or {}) do ports[#ports + 1] = k .. "=" .. tostring(v) end
+    for k, v in pairs(r.ports or {}) do
+      ports[#ports + 1] = k .. "=" .. (math.tointeger(v) and ("%d"):format(math.tointeger(v)) or tostring(v))
+    end
     table.sort(ports)
-    print(("%-28s %-13s %-12s %-6s %-9s %s"):format(r.slug, r.backend, r.alias or "-", r.age, r.status,
-      table.concat(ports, ",")))
+    print(fmt:format(r.slug, r.backend, r.alias or "-", r.age, r.status, r.vm and r.vm.state or "-",
+      #ports > 0 and table.concat(ports, ",") or "-"))
   end
   return 0
 end
