@@ -80,6 +80,10 @@ if artifacts.find(id) and not opts.force then
   log.info(("%s is up to date"):format(out))
   return done(true)
 end
+-- under the lock, a half-packed artifact of this image is a killed run's
+for _, f in ipairs(fs.list(artifacts.root())) do
+  if f:sub(1, #key + 9) == key .. ".partial-" then fs.remove(artifacts.root() .. "/" .. f, { missing_ok = true }) end
+end
 
 local smol = bottle.smolvm({})
 local caps = smol:capabilities()
@@ -93,6 +97,8 @@ s:defer(fs.remove, tmp, { recursive = true, missing_ok = true })
 -- packed next to its final place, then renamed: a reader never sees half an artifact
 local partial = ("%s/%s.partial-%d.smolmachine"):format(artifacts.root(), key, cork.core.pid())
 s:defer(fs.remove, partial, { missing_ok = true })
+-- (smolvm 1.x writes a packed executable beside it, which cork.smolvm removes)
+s:defer(fs.remove, (partial:gsub("%.smolmachine$", "")), { missing_ok = true })
 local method
 
 if caps.pack_local_archive then

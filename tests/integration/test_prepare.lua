@@ -201,6 +201,12 @@ do
   T.is(dn.status, 0, "... and cork down prepare-<id>: exit 0")
   nothing_left("KILL + down", env)
   T.ok(not fs.exists(art), "KILL: no artifact")
+  -- what a kill in the middle of packing leaves, the next prepare removes
+  local stale = art:gsub("%.smolmachine$", ".partial-999999.smolmachine")
+  fs.write(stale, "half\n")
+  r = R.cork({ env = env }, { "run", "prepare", "--bottle", "w6" })
+  T.is(r.status, 0, "the next prepare: exit 0")
+  T.ok(fs.exists(art) and not fs.exists(stale), "packs, and removes the killed run's half-packed artifact")
 end
 
 s:close()
