@@ -1542,7 +1542,7 @@ static const char *const create_opts[] = {
 	"name", "image", "cmd", "entrypoint", "env", "labels", "user", "workdir", "mounts",
 	"ports", "networks", "cap_drop", "cap_add", "read_only_rootfs", "security_opt", "init",
 	"tmpfs", "hostname", "stop_signal", "stop_timeout", "tty", "open_stdin", "auto_remove",
-	"extra_hosts", "memory", "pids_limit", NULL};
+	"extra_hosts", "memory", "pids_limit", "network_mode", NULL};
 static const char *const mount_opts[] = {"source", "target", "read_only", "type", NULL};
 static const char *const port_opts[] = {"container_port", "host_ip", "host_port", "protocol", NULL};
 static const char *const network_opts[] = {"name", "ip", "aliases", NULL};
@@ -1842,6 +1842,14 @@ static int docker_container_create(lua_State *L)
 			lua_setfield(L, hc, "NetworkMode");
 			lua_pop(L, 1);
 		}
+	}
+	/* network_mode: "none", "host", "container:<id>" (a container sharing
+	 * another's network namespace); the networks option names bridges */
+	const char *nmode = opt_str(L, 2, "network_mode");
+	if (nmode) {
+		luaL_argcheck(L, *nmode && nnets == 0, 2, "give 'network_mode' or 'networks', not both");
+		lua_pushstring(L, nmode);
+		lua_setfield(L, hc, "NetworkMode");
 	}
 	/* stack: ..., the networks option, [normalized list at nets] */
 	lua_pushvalue(L, hc);

@@ -139,6 +139,14 @@ T.ok(ci.NetworkSettings.Networks[net1] and ci.NetworkSettings.Networks[net2], "a
 T.is(ci.NetworkSettings.Networks[net1].IPAMConfig.IPv4Address, "10.231.7.10", "static ip")
 
 T.is(d:container_start(c), true, "container_start")
+-- a container in the network namespace of another (what the docker recipe's seal step does)
+local shared = d:container_create { name = H.name("netns"), image = img, labels = H.labels, cmd = { "sleep", "60" },
+  network_mode = "container:" .. c.id }
+s:defer(function() pcall(d.container_remove, d, shared.id, { force = true }) end)
+T.is(d:container_inspect(shared).HostConfig.NetworkMode, "container:" .. c.id, "network_mode container:<id>")
+d:container_remove(shared, { force = true })
+T.raises(function() d:container_create { image = img, network_mode = "none", networks = { net1 } } end, nil,
+  "give 'network_mode' or 'networks', not both", "network_mode and networks are exclusive")
 T.is(d:container_start(c.id), false, "starting a running container: false (304)")
 local port = d:host_port(c, 8080, "127.0.0.17")
 T.ok(math.type(port) == "integer" and port > 0, "host_port finds the assigned port: " .. tostring(port))
