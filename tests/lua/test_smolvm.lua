@@ -153,6 +153,20 @@ d19:start("art")
 r = d19:exec("art", { "sh", "-c", "git config x y; claude mcp add z; cat /var/log/stand-in-commands.log; ls /home" })
 T.is(r.stdout, "git config x y\nclaude mcp add z\ndev\n", "the artifact names the user and stub commands")
 d19:delete("art")
+-- not root: a clear error, nothing made
+if cork.fs.exists("/usr/bin/setpriv") then
+  local nd = fs.tempdir("cork-smolvm-nonroot")
+  proc.run({ "chmod", "777", nd })
+  fs.write(nd .. "/a.smolmachine", "x\n", { mode = 420 })
+  raw = proc.run({ "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", FAKE, "machine", "create",
+    "--name", "nr", "--from", nd .. "/a.smolmachine" }, { env = { FAKE_SMOLVM_STATE = nd .. "/st" } })
+  T.is(raw.stderr, "Error: the smolvm stand-in runs guests in a chroot and must run as root (uid 65534)\n",
+    "(stand-in: not root is a clear error)")
+  T.ok(not fs.exists(nd .. "/st/machines/nr"), "(and makes no machine)")
+  fs.remove(nd, { recursive = true })
+else
+  T.skip("setpriv not installed", 2)
+end
 
 d08:start("vm1")
 r = d08:exec("vm1", { "sh", "-c", 'echo "$A"' })
