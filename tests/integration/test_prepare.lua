@@ -164,7 +164,7 @@ local function fresh(name)
   local env = R.merge(h.env, { XDG_CACHE_HOME = h.dir .. "/cache-" .. name })
   return env, h.dir .. "/cache-" .. name .. "/cork/smolmachines/" .. hex(id2) .. ".smolmachine"
 end
-local function paused(env, step, sig)
+local function paused(env, step, sig, during)
   local out = h.dir .. "/paused-" .. step .. "-" .. sig .. ".out"
   local p = cork.proc.spawn({ R.bin, "--json", "run", "prepare", "--bottle", "w6" },
     { env = R.merge(env, { CORK_FAULT = "pause@" .. step }), stdout = out, stderr = "null" })
@@ -174,12 +174,18 @@ local function paused(env, step, sig)
     if ok and text:find('"fault_pause"', 1, true) then seen = true else cork.sleep(0.05) end
   end
   T.ok(seen, sig .. "@" .. step .. ": paused at the step")
+  if during then during() end
   p:kill(sig)
   return p:wait()
 end
 for _, step in ipairs({ "save", "vm", "pack" }) do
   local env, art = fresh("term-" .. step)
-  local w = paused(env, step, "TERM")
+  local w = paused(env, step, "TERM", step == "pack" and function()
+    local ls = R.cork({ env = env }, { "ls" })
+    local row = R.find(ls.events, { event = "bottle", slug = "prepare-" .. hex(id2):sub(1, 12) })[1] or {}
+    T.same({ row.backend, row.status, row.vm and row.vm.state }, { "prepare", "preparing", "stopped" },
+      "cork ls during a prepare: backend prepare, status preparing, its machine's state", ls.stdout)
+  end or nil)
   T.is(w.status, 130, "SIGTERM@" .. step .. ": exit 130")
   nothing_left("SIGTERM@" .. step, env)
   T.ok(not fs.exists(art), "SIGTERM@" .. step .. ": no artifact")

@@ -11,7 +11,7 @@ usage: cork ls
 
 Lists bottles: slug, backend, loopback alias, age, status (running,
 partial, starting, stale: a journal whose cork process is gone and nothing
-runs), the VM's state as `smolvm machine ls` reports it (smolmachines
+runs; a `cork run prepare` at work is backend prepare, status preparing), the VM's state as `smolvm machine ls` reports it (smolmachines
 bottles; "missing" when smolvm does not list it) and the published ports.
 With the global --json, one `bottle` event per bottle.]]
 
@@ -38,21 +38,34 @@ local function machines(smol)
   return by
 end
 
+-- Every bottle from one Docker listing, one smolvm listing and the journals.
 function M.collect()
   local d, smol = down.clients()
   local vms = machines(smol)
+  local seen, slugs, by_slug = {}, {}, {}
+  local function add(slug)
+    if slug and not seen[slug] then seen[slug] = true; slugs[#slugs + 1] = slug; by_slug[slug] = {} end
+  end
+  for _, slug in ipairs(journal.slugs()) do add(slug) end
+  if d then
+    for _, c in ipairs(d:containers({ all = true, filters = { label = { "cork.slug" } } })) do
+      local slug = c.Labels and c.Labels["cork.slug"]
+      add(slug)
+      if slug then table.insert(by_slug[slug], c) end
+    end
+  end
+  for name in pairs(vms or {}) do add(name:match("^cork%-(.+)$")) end
+  table.sort(slugs)
   local rows = {}
-  for _, slug in ipairs(down.all_slugs(d, smol)) do
+  for _, slug in ipairs(slugs) do
     local st = journal.read(slug) or { meta = {}, resources = {} }
     local row = { slug = slug, backend = st.backend or "?", alias = st.meta.alias, ports = st.meta.ports,
       started = st.started, pid = st.pid, detached = st.detached or false, containers = {}, vm = nil }
     local running = 0
-    if d then
-      for _, c in ipairs(d:containers({ all = true, filters = { label = { "cork.slug=" .. slug } } })) do
-        row.containers[#row.containers + 1] = { name = (c.Names or {})[1], state = c.State }
-        if c.State == "running" then running = running + 1 end
-        if row.backend == "?" and c.Labels and c.Labels["cork.role"] == "agent" then row.backend = "docker" end
-      end
+    for _, c in ipairs(by_slug[slug]) do
+      row.containers[#row.containers + 1] = { name = (c.Names or {})[1], state = c.State }
+      if c.State == "running" then running = running + 1 end
+      if row.backend == "?" and c.Labels and c.Labels["cork.role"] == "agent" then row.backend = "docker" end
     end
     local m = vms and vms["cork-" .. slug]
     if m then
@@ -63,8 +76,10 @@ function M.collect()
       -- the VM's state as smolvm reports it: gone, or unknown without smolvm
       row.vm = { name = "cork-" .. slug, state = vms and "missing" or "unknown" }
     end
-    -- both backends run two things: the bundle, and the agent's container or VM
-    if running >= 2 then row.status = "running"
+    -- both backends run two things: the bundle, and the agent's container or
+    -- VM; `cork run prepare` (backend "prepare") is at work or was killed
+    if row.backend == "prepare" then row.status = st.owner_alive and "preparing" or "stale"
+    elseif running >= 2 then row.status = "running"
     elseif running > 0 then row.status = "partial"
     elseif st.owner_alive then row.status = "starting"
     else row.status = "stale" end
