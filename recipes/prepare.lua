@@ -92,8 +92,9 @@ local vm = "cork-" .. slug
 local s <close> = cork.scope("prepare " .. slug)
 local j = journal.open(slug, { backend = "prepare", image = image, image_id = id })
 s:defer(journal.finish, slug)
-local tmp = fs.tempdir("cork-prepare")
-s:defer(fs.remove, tmp, { recursive = true, missing_ok = true })
+-- the saved archive lives in the journal's 0700 state dir: whatever ends the
+-- run (or `cork down` after a kill -9) removes it with the journal
+local tmp = journal.dir(slug)
 -- packed next to its final place, then renamed: a reader never sees half an artifact
 local partial = ("%s/%s.partial-%d.smolmachine"):format(artifacts.root(), key, cork.core.pid())
 s:defer(fs.remove, partial, { missing_ok = true })
