@@ -111,21 +111,19 @@ if ip route | grep -q '^default'; then echo "a default route remains" >&2; exit 
 exit 0]]
 j:add("container", sealer, { role = "seal" })
 s:defer(bottle.remove.container, docker, sealer, j)
--- cork.docker's container_create has no NetworkMode "container:<id>" option:
--- the raw request says exactly what is asked for.
-docker:request("POST", "/containers/create", { query = { name = sealer }, body = {
-  Image = ctx.bundle_image, Entrypoint = { "/bin/sh", "-c", seal_script, gw },
-  Labels = plan.labels(p.slug, "seal", ctx.bottle.name), User = "0",
-  HostConfig = { NetworkMode = "container:" .. (ainfo.Id or p.names.agent), CapDrop = { "ALL" },
-    CapAdd = { "NET_ADMIN" }, SecurityOpt = { "no-new-privileges" } },
-} })
+docker:container_create({
+  name = sealer, image = ctx.bundle_image, entrypoint = { "/bin/sh", "-c", seal_script, gw },
+  labels = plan.labels(p.slug, "seal", ctx.bottle.name), user = "0",
+  network_mode = "container:" .. (ainfo.Id or p.names.agent),
+  cap_drop = { "ALL" }, cap_add = { "NET_ADMIN" }, security_opt = { "no-new-privileges" },
+})
 docker:container_start(sealer)
 local sealed = docker:container_wait(sealer) or { status = 0 }
 if sealed.status ~= 0 then
   local logs = docker:container_logs(sealer, { stdout = true, stderr = true }) or {}
   local why = ((logs.stderr or "") .. (logs.stdout or "")):match("[^\n]+") or ""
   cork.error("isolation", ("could not seal the network of %s (exit %d%s): the bundle image %s must "
-    .. "provide sh and ip (see docs/bundle.md)"):format(p.names.agent, sealed.status,
+    .. "provide sh, ip and grep (see docs/bundle.md)"):format(p.names.agent, sealed.status,
     why ~= "" and (": " .. why) or "", ctx.bundle_image), { status = sealed.status })
 end
 bottle.remove.container(docker, sealer, j)

@@ -124,8 +124,10 @@ function M.write_via_exec(exec)
     -- "user" would leave a file written by root)
     local owner = o.owner or ""
     if owner ~= "" and not owner:find(":", 1, true) then owner = owner .. ":" end
+    -- missing parents are made 0755 (a 0700 /usr/local would lock the agent
+    -- out of it); the file itself is never readable by others before chmod
     local r = exec({ "sh", "-c",
-      'umask 077; mkdir -p "$(dirname "$0")" && cat > "$0" && chmod "$1" "$0" && '
+      'umask 022; mkdir -p "$(dirname "$0")" && umask 077 && cat > "$0" && chmod "$1" "$0" && '
         .. 'if [ -n "$2" ]; then chown "$2" "$0" && chown "$2" "$(dirname "$0")"; fi',
       path, mode, owner }, { stdin = content })
     if r.status ~= 0 then
