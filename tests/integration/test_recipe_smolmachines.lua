@@ -261,6 +261,13 @@ do
     cork.sleep(0.1)
   end
   T.is(n, 16, "paused: sixteen concurrent launches reach provisioning")
+  if n < 16 then
+    for i = 1, 16 do
+      local ok, tx = pcall(cork.fs.read, h.dir .. "/o" .. i)
+      local f = ok and tx:match('[^\n]*"event":"failed"[^\n]*')
+      if f then T.diag(("launch %d: %s"):format(i, f)) end
+    end
+  end
   local aliases, distinct = {}, 0
   for i = 1, 16 do for _, e in ipairs(R.decode(cork.fs.read(h.dir.."/o"..i))) do if e.alias and not aliases[e.alias] then aliases[e.alias]=true; distinct=distinct+1 end end end
   T.is(distinct, 16, "paused: sixteen distinct aliases")
