@@ -107,12 +107,16 @@ if caps.pack_local_archive then
   -- 3. The image as a `docker save` archive, straight from the Engine API.
   bottle.step("save", ("saving %s"):format(image))
   local archive = tmp .. "/image.tar"
-  local r = docker:request("GET", "/images/" .. id .. "/get", { timeout = 1800 })
-  if type(r.body) ~= "string" or #r.body == 0 then
+  -- streamed to the file (0600), never whole in memory: agent images run to GBs
+  local function mib(n) return ("%.1f MiB"):format(n / 1048576) end
+  local r = docker:request("GET", "/images/" .. id .. "/get", {
+    timeout = 1800, output = archive,
+    progress = function(n) log.info("saved " .. mib(n), { bytes = n }) end,
+  })
+  if r.bytes == 0 then
     cork.error("daemon", ("saving %s returned no archive"):format(image), { image = image })
   end
-  fs.write(archive, r.body, { mode = 384 })
-  r = nil
+  log.info(("saved %s (%s)"):format(image, mib(r.bytes)), { bytes = r.bytes })
 
   -- 4. A throwaway machine boots from the archive (smolvm flattens it on
   --    first boot); packing that machine is how a local image becomes a

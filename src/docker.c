@@ -20,6 +20,7 @@
  * every function, option and error kind.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -139,6 +141,7 @@ typedef struct {
 	/* a few answer headers of the last call */
 	char h_api[24], h_os[24], h_server[96], h_ctype[96], h_exp[8], h_builder[8];
 	int closed;
+	int busy;               /* inside a request's progress function */
 } client;
 
 typedef struct {
@@ -734,6 +737,47 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	return buf_add(b, p, size * n) == 0 ? size * n : 0;
 }
 
+/* An answer streamed to a file (request's `output`): a 2xx body goes to fd,
+ * anything else (Docker's short error message) to c->resp as usual. */
+struct sink {
+	client *c;
+	const char *path;
+	int fd;
+	int err;                /* errno of a failed open/write/close, or 0 */
+	int progress;           /* stack index of the progress function, or 0 */
+	int regular;            /* fd is a regular file (removed on failure) */
+	long long bytes;
+};
+
+static size_t on_sink(char *p, size_t size, size_t n, void *ud)
+{
+	struct sink *k = ud;
+	size_t len = size * n;
+	long code = 0;
+	curl_easy_getinfo(k->c->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (code < 200 || code > 299)
+		return on_write(p, size, n, &k->c->resp);
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(k->fd, p + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			k->err = w < 0 ? errno : EIO;
+			return 0; /* curl stops: CURLE_WRITE_ERROR */
+		}
+		off += (size_t)w;
+	}
+	k->bytes += (long long)len;
+	return len;
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static void copy_header(char *dst, size_t cap, const char *v, size_t n)
 {
 	while (n && (*v == ' ' || *v == '\t')) {
@@ -935,10 +979,14 @@ static int raise_status(lua_State *L, client *c, long status, const char *method
  * and interrupts raise; HTTP statuses do not. */
 static long perform_io(lua_State *L, client *c, const char *method, const char *path,
                        const char *body, size_t blen, struct curl_slist *hdrs, long timeout_ms,
-                       FILE *upload, curl_off_t upload_size)
+                       FILE *upload, curl_off_t upload_size, struct sink *out)
 {
 	CURL *e = c->easy;
 	cork_checkpoint(L);
+	luaL_checkstack(L, 8, NULL);
+	if (c->busy)
+		return cork_raise(L, "usage", "docker %s %s: this client is busy streaming an answer "
+		                  "(a progress function must not use it)", method, path);
 	luaL_Buffer ub;
 	luaL_buffinit(L, &ub);
 	luaL_addstring(&ub, c->base);
@@ -953,6 +1001,23 @@ static long perform_io(lua_State *L, client *c, const char *method, const char *
 	}
 	luaL_pushresult(&ub);
 	const char *url = lua_tostring(L, -1);
+	if (out) {
+		/* 0600 whatever the umask; a symlink is refused, not followed */
+		out->fd = open(out->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (out->fd < 0) {
+			int en = errno;
+			cork_raise(L, en == ENOENT ? "not_found" : "io", "docker %s %s: cannot write %s: %s",
+			           method, path, out->path, strerror(en));
+		}
+		struct stat st;
+		/* a regular file is ours: private, and removed if the transfer fails;
+		 * anything else (a fifo, /dev/null) is only written to */
+		out->regular = fstat(out->fd, &st) == 0 && S_ISREG(st.st_mode);
+		if (out->regular)
+			fchmod(out->fd, 0600);
+		out->err = 0;
+		out->bytes = 0;
+	}
 
 	/* from here to curl_multi_remove_handle nothing may raise */
 	curl_easy_reset(e);
@@ -960,8 +1025,14 @@ static long perform_io(lua_State *L, client *c, const char *method, const char *
 	buf_reset(&c->resp);
 	clear_headers(c);
 	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &c->resp);
+	if (out) {
+		out->c = c;
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_sink);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
+	} else {
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, &c->resp);
+	}
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
 	if (strcmp(method, "GET") == 0) {
@@ -984,7 +1055,8 @@ static long perform_io(lua_State *L, client *c, const char *method, const char *
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 
 	CURLcode rc = CURLE_OK;
-	int interrupted = 0;
+	int interrupted = 0, cb_failed = 0;
+	double last = mono_now();
 	curl_multi_add_handle(c->multi, e);
 	for (;;) {
 		int running = 0;
@@ -1006,12 +1078,38 @@ static long perform_io(lua_State *L, client *c, const char *method, const char *
 			interrupted = 1;
 			break;
 		}
+		if (out && out->progress && out->bytes > 0 && mono_now() - last >= 1.0) {
+			/* the progress function runs protected: its error (or an
+			 * interrupt it meets) ends the transfer and is raised below */
+			last = mono_now();
+			lua_pushvalue(L, out->progress);
+			lua_pushinteger(L, (lua_Integer)out->bytes);
+			c->busy = 1;
+			int pst = lua_pcall(L, 1, 0, 0);
+			c->busy = 0;
+			if (pst != LUA_OK) {
+				cb_failed = 1; /* the error value stays above the url */
+				break;
+			}
+		}
 		curl_multi_poll(c->multi, NULL, 0, POLL_MS, NULL);
 	}
 	long status = 0, oserr = 0;
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
 	curl_multi_remove_handle(c->multi, e);
+	int failed = interrupted || cb_failed || c->resp.oom || rc != CURLE_OK;
+	if (out) {
+		if (close(out->fd) != 0 && !out->err)
+			out->err = errno;
+		out->fd = -1;
+		if ((failed || out->err) && out->regular)
+			unlink(out->path); /* no half archive left behind */
+	}
+	if (cb_failed) {
+		lua_remove(L, -2); /* url */
+		return lua_error(L);
+	}
 	lua_pop(L, 1); /* url */
 
 	if (interrupted) {
@@ -1020,6 +1118,9 @@ static long perform_io(lua_State *L, client *c, const char *method, const char *
 	}
 	if (c->resp.oom)
 		return luaL_error(L, "docker %s %s: out of memory", method, path);
+	if (out && out->err)
+		cork_raise(L, "io", "docker %s %s: writing %s: %s", method, path, out->path,
+		           strerror(out->err));
 	if (rc != CURLE_OK)
 		raise_transport(L, c, rc, oserr, method, path, timeout_ms / 1000.0);
 	return status;
@@ -1028,7 +1129,7 @@ static long perform_io(lua_State *L, client *c, const char *method, const char *
 static long perform(lua_State *L, client *c, const char *method, const char *path,
                     const char *body, size_t blen, struct curl_slist *hdrs, long timeout_ms)
 {
-	return perform_io(L, c, method, path, body, blen, hdrs, timeout_ms, NULL, 0);
+	return perform_io(L, c, method, path, body, blen, hdrs, timeout_ms, NULL, 0, NULL);
 }
 
 /* perform + status check + decode: pushes the decoded JSON answer (nil when
@@ -2604,7 +2705,7 @@ static int docker_image_import(lua_State *L)
 	if (fstat(fileno(fp), &sb) == 0 && S_ISREG(sb.st_mode) && ftello(fp) >= 0)
 		size = (curl_off_t)(sb.st_size - ftello(fp));
 	long timeout_ms = t > 0 ? (long)(t * 1000) : c->timeout_ms * 5;
-	long st = perform_io(L, c, "POST", qpath, NULL, 0, c->hdr_tar, timeout_ms, fp, size);
+	long st = perform_io(L, c, "POST", qpath, NULL, 0, c->hdr_tar, timeout_ms, fp, size, NULL);
 	if (c->upload) {
 		fclose(c->upload);
 		c->upload = NULL;
@@ -2850,9 +2951,11 @@ static int events_close(lua_State *L)
 
 /* ---- raw requests --------------------------------------------------------- */
 
-static const char *const request_opts[] = {"query", "body", "timeout", "content_type", NULL};
+static const char *const request_opts[] = {"query", "body", "timeout", "content_type", "output",
+                                           "progress", NULL};
 
-/* d:request(method, path[, {query, body, timeout, content_type}]) -> {status=, body=} */
+/* d:request(method, path[, {query, body, timeout, content_type, output, progress}])
+ * -> {status=, body=} or, with output, {status=, bytes=, path=} */
 static int docker_request(lua_State *L)
 {
 	client *c = check_client(L, 1);
@@ -2866,17 +2969,28 @@ static int docker_request(lua_State *L)
 		cork_check_options(L, oi, request_opts);
 	double t = opt_num(L, oi, "timeout", 0);
 	const char *ctype = opt_str(L, oi, "content_type");
+	const char *output = opt_str(L, oi, "output");
 	lua_settop(L, 4);
+	/* the progress function sits at a fixed index: perform_io calls it */
+	if (oi)
+		lua_getfield(L, oi, "progress");
+	else
+		lua_pushnil(L);
+	if (!lua_isnil(L, 5) && !lua_isfunction(L, 5))
+		return luaL_error(L, "option 'progress' must be a function");
+	if (!lua_isnil(L, 5) && !output)
+		return luaL_error(L, "option 'progress' needs 'output'");
+	int pi = lua_isnil(L, 5) ? 0 : 5;
 	/* query: {k = "v" | number | boolean | table (JSON, e.g. filters)} */
 	if (oi)
 		lua_getfield(L, oi, "query");
 	else
 		lua_pushnil(L);
-	int qi = 5;
+	int qi = 6;
 	if (!lua_isnil(L, qi))
 		luaL_argcheck(L, lua_istable(L, qi), 4, "'query' must be a table");
 	lua_newtable(L); /* encoded values, kept alive */
-	int vi = 6;
+	int vi = 7;
 	if (!lua_isnil(L, qi)) {
 		lua_pushnil(L);
 		while (lua_next(L, qi)) {
@@ -2950,13 +3064,23 @@ static int docker_request(lua_State *L)
 	luaL_pushresult(&b);
 	const char *full = lua_tostring(L, -1);
 	long tm = t > 0 ? (long)(t * 1000) : c->timeout_ms;
-	long status = perform(L, c, method, full, body, blen, hdrs, tm);
-	if (!status_kind_ok(status) && status != 304)
+	struct sink sk = {.path = output, .fd = -1, .progress = pi};
+	long status = perform_io(L, c, method, full, body, blen, hdrs, tm, NULL, 0,
+	                         output ? &sk : NULL);
+	if (!status_kind_ok(status) && status != 304) {
+		if (output && sk.regular)
+			unlink(output); /* the error went to c->resp; the file is empty */
 		raise_status(L, c, status, method, full, 0);
-	lua_createtable(L, 0, 2);
+	}
+	lua_createtable(L, 0, 3);
 	lua_pushinteger(L, status);
 	lua_setfield(L, -2, "status");
-	if (c->resp.n) {
+	if (output) {
+		lua_pushinteger(L, (lua_Integer)sk.bytes);
+		lua_setfield(L, -2, "bytes");
+		lua_pushstring(L, output);
+		lua_setfield(L, -2, "path");
+	} else if (c->resp.n) {
 		if (!json_decode(L, c->resp.p, c->resp.n)) {
 			lua_pop(L, 1);
 			lua_pushlstring(L, c->resp.p, c->resp.n);

@@ -263,6 +263,65 @@ T.raises(function() d:request("GET", "/containers/" .. H.name("nope") .. "/json"
   "^docker GET /containers/" .. H.pat(H.name("nope")) .. "/json: No such container", "request: errors too")
 T.raises(function() d:request("get", "/x") end, nil, "upper%-case", "request: method checked")
 
+-- request{output}: the answer streams to a file, never whole in memory
+local sdir = cork.fs.tempdir("cork-docker-save")
+s:defer(function() cork.fs.remove(sdir, { recursive = true }) end)
+local sv = d:request("GET", "/images/" .. img .. "/get", { output = sdir .. "/img.tar", timeout = 120 })
+T.is(sv.status, 200, "request{output}: status")
+T.is(sv.path, sdir .. "/img.tar", "request{output}: path")
+T.is(sv.body, nil, "request{output}: no body in memory")
+local st = cork.fs.stat(sdir .. "/img.tar")
+T.is(sv.bytes, st and st.size, "request{output}: bytes = the file's size")
+T.ok(sv.bytes > 100000, "request{output}: a whole image archive (" .. tostring(sv.bytes) .. " bytes)")
+T.is(st and st.mode & 511, 384, "request{output}: the file is 0600")
+local tl = cork.proc.run({ "tar", "-tf", sdir .. "/img.tar" })
+T.ok(tl.status == 0 and tl.stdout:find("manifest.json", 1, true), "request{output}: a docker save archive")
+T.raises(function()
+  d:request("GET", "/images/" .. H.name("nope") .. "/get", { output = sdir .. "/nope.tar" })
+end, "not_found", "No such image", "request{output}: an error answer raises")
+T.is(cork.fs.stat(sdir .. "/nope.tar"), nil, "request{output}: and leaves no file")
+T.raises(function()
+  d:request("GET", "/images/" .. img .. "/get", { output = sdir .. "/no/dir/x.tar" })
+end, "not_found", "cannot write", "request{output}: a missing directory")
+cork.proc.run({ "ln", "-s", sdir .. "/target", sdir .. "/link" })
+T.raises(function()
+  d:request("GET", "/images/" .. img .. "/get", { output = sdir .. "/link" })
+end, "io", "cannot write", "request{output}: a symlink is refused, not followed")
+T.is(cork.fs.stat(sdir .. "/target"), nil, "request{output}: nothing written through the symlink")
+T.raises(function() d:request("GET", "/_ping", { progress = function() end }) end, nil,
+  "needs 'output'", "request: progress needs output")
+
+-- progress: a slow answer (a followed log) reports its bytes about once a second
+local slow = d:container_create { name = H.name("slow"), image = img, labels = H.labels,
+  cmd = { "sh", "-c", "for i in 1 2 3; do echo line-$i; sleep 1; done" } }
+d:container_start(slow)
+local calls, busy = {}, nil
+local lg = d:request("GET", "/containers/" .. slow.id .. "/logs",
+  { query = { follow = true, stdout = true }, output = sdir .. "/logs", timeout = 30,
+    progress = function(n)
+      calls[#calls + 1] = n
+      if not busy then busy = select(2, pcall(d.ping, d)) end
+    end })
+T.ok(#calls >= 1 and calls[1] > 0, "request{progress}: called with the bytes so far (" .. #calls .. " calls)")
+T.ok(lg.bytes >= calls[#calls], "request{progress}: the counts grow to the total")
+T.like(cork.fs.read(sdir .. "/logs"), "line%-3", "request{output}: a streamed log, whole")
+T.like(tostring(busy and busy.message or busy), "busy", "request{progress}: the client refuses reuse inside it")
+d:container_wait(slow)
+local slow2 = d:container_create { name = H.name("slow2"), image = img, labels = H.labels,
+  cmd = { "sh", "-c", "for i in 1 2 3 4 5; do echo x-$i; sleep 1; done" } }
+d:container_start(slow2)
+local t0 = cork.time()
+T.raises(function()
+  d:request("GET", "/containers/" .. slow2.id .. "/logs",
+    { query = { follow = true, stdout = true }, output = sdir .. "/logs2", timeout = 30,
+      progress = function() error("enough") end })
+end, nil, "enough", "request{progress}: its error ends the transfer")
+T.ok(cork.time() - t0 < 3.5, "request{progress}: at once, not at the end of the stream")
+T.is(cork.fs.stat(sdir .. "/logs2"), nil, "request{progress}: and the partial file is removed")
+d:container_kill(slow2, "KILL")
+d:container_remove(slow, { force = true })
+d:container_remove(slow2, { force = true })
+
 -- ---- cleanup -------------------------------------------------------------------
 d:container_stop(c, { timeout = 0 })
 d:container_remove(c, { volumes = true })
