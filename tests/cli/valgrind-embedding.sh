@@ -19,12 +19,12 @@ for c in test_embed test_runtime; do
 		$vg "$build/tests/$c" >"$log" 2>&1
 		rc=$?
 		t $rc "valgrind: $c (libcork)"
-		[ $rc = 0 ] || sed 's/^/# /' "$log" | grep -v '^# ok ' | head -40
+		[ $rc = 0 ] || sed 's/^/# /' "$log" | grep -v '^# ok ' | head -40 >&2
 	fi
 done
 CORK_SERVE_WRAP="$vg" "$bin" script "$root/tests/lua/test_serve.lua" >"$log" 2>&1
 rc=$?
 t $rc "valgrind: cork serve --stdio through tests/lua/test_serve.lua"
-[ $rc = 0 ] || sed 's/^/# /' "$log" | grep -v '^# ok ' | head -40
+[ $rc = 0 ] || sed 's/^/# /' "$log" | grep -v '^# ok ' | head -40 >&2
 echo "1..$n"
 exit $fail
