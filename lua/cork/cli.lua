@@ -18,6 +18,16 @@ commands:
   version                versions of cork and its libraries
   help [COMMAND]         this text, or one command's
 
+bottles:
+  plan --bottle NAME     validate a bottle and print what a launch would do
+  ls                     running bottles: slug, backend, alias, ports, age, status
+  attach SLUG            run a detached bottle's agent in this terminal
+  down SLUG... | --all   end everything a bottle owns
+  gc [--yes]             clean up after cork processes that died
+  serve --stdio          JSON-lines control channel for editors
+
+  (`cork run docker|smolmachines --bottle NAME` launches one; `cork help CMD`)
+
 global flags (before or after the command):
   --json          events as NDJSON on stdout; human output off
   -v, --verbose   debug events and tracebacks

@@ -42,6 +42,17 @@ for _, cmd in ipairs({ "run", "recipes", "script", "repl", "version" }) do
 end
 r = run({ "help" })
 T.ok(r.status == 0 and r.stdout:find("exit codes", 1, true), "help lists exit codes")
+-- every command module (lua/cork/cmd/NAME.lua) is listed, and has its own --help
+local root = os.getenv("CORK_ROOT") or "."
+local listed = r.stdout
+for _, f in ipairs(cork.fs.list(root .. "/lua/cork/cmd")) do
+  local name = f:match("^(.+)%.lua$")
+  if name then
+    T.like(listed, "\n  " .. name .. " ", "help lists " .. name)
+    local h = run({ name, "--help" })
+    T.ok(h.status == 0 and h.stdout:find("usage: cork " .. name, 1, true), name .. " --help")
+  end
+end
 
 -- recipes
 r = run({ "recipes" })
