@@ -104,15 +104,22 @@ local anet = ainfo.NetworkSettings and ainfo.NetworkSettings.Networks
   and ainfo.NetworkSettings.Networks[p.names.internal_network]
 local gw = anet and anet.Gateway ~= "" and anet.Gateway or inet.gateway
 local sealer = p.names.agent .. "-seal"
+-- IPv6 too, for an engine that gives networks IPv6 (cork does not ask for
+-- it): every default route goes, and the IPv6 gateway (when one exists, $1)
+-- is prohibited like the IPv4 one ($0).
+local gw6 = anet and type(anet.IPv6Gateway) == "string" and anet.IPv6Gateway or ""
 local seal_script = [[
-ip route del default 2>/dev/null
+while ip route del default 2>/dev/null; do :; done
 ip route add prohibit "$0/32" || exit 4
 if ip route | grep -q '^default'; then echo "a default route remains" >&2; exit 3; fi
+while ip -6 route del default 2>/dev/null; do :; done
+if [ -n "$1" ]; then ip -6 route add prohibit "$1/128" || exit 4; fi
+if ip -6 route 2>/dev/null | grep -q '^default'; then echo "an IPv6 default route remains" >&2; exit 3; fi
 exit 0]]
 j:add("container", sealer, { role = "seal" })
 s:defer(bottle.remove.container, docker, sealer, j)
 docker:container_create({
-  name = sealer, image = ctx.bundle_image, entrypoint = { "/bin/sh", "-c", seal_script, gw },
+  name = sealer, image = ctx.bundle_image, entrypoint = { "/bin/sh", "-c", seal_script, gw, gw6 },
   labels = plan.labels(p.slug, "seal", ctx.bottle.name), user = "0",
   network_mode = "container:" .. (ainfo.Id or p.names.agent),
   cap_drop = { "ALL" }, cap_add = { "NET_ADMIN" }, security_opt = { "no-new-privileges" },
