@@ -51,7 +51,10 @@ struct cork_options {
 	int color;              /* -1: auto (TTY and no NO_COLOR), 0: off, 1: on */
 	int handle_signals;     /* 1: SIGINT/SIGTERM/SIGHUP interrupt this runtime
 	                           (one runtime per process owns them: the last
-	                           created with it; cork_free restores SIG_DFL) */
+	                           created with it). A signal ignored when the
+	                           runtime is created (nohup, a background job)
+	                           stays ignored; cork_free restores what was
+	                           there before */
 	/* Called with every event as one JSON line (no newline), on the thread
 	 * running the runtime, before the code that emitted it goes on. The
 	 * line is valid only during the call; secrets already read "***".

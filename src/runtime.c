@@ -35,7 +35,13 @@ struct cork {
 	char step[128];
 	char last_error[2048];
 	char last_kind[64];
+	/* handle_signals: what SIGINT, SIGTERM, SIGHUP did before (restored by
+	 * cork_free), and which of them this runtime caught */
+	struct sigaction old_sa[3];
+	int caught[3];
 };
+
+static const int caught_signals[3] = {SIGINT, SIGTERM, SIGHUP};
 
 static struct cork *signal_owner;
 
@@ -143,6 +149,10 @@ void cork_clear_interrupt(lua_State *L)
 	}
 }
 
+/* A signal ignored when the runtime starts stays ignored: `nohup cork ...`
+ * must survive a hangup, and a background job of a non-interactive shell
+ * (SIGINT ignored) must not stop at the Ctrl-C meant for the foreground.
+ * (Python's SIGINT handling follows the same rule.) */
 static void install_signals(struct cork *c)
 {
 	struct sigaction sa;
@@ -150,10 +160,29 @@ static void install_signals(struct cork *c)
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = 0;  /* no SA_RESTART: blocking calls return EINTR */
+	struct cork *prev = signal_owner;
 	signal_owner = c;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	for (int i = 0; i < 3; i++) {
+		c->caught[i] = 0;
+		if (prev && prev->caught[i]) {
+			/* taken over from another runtime: what to restore is
+			 * what was there before cork */
+			c->old_sa[i] = prev->old_sa[i];
+			c->caught[i] = 1;
+			continue;
+		}
+		if (sigaction(caught_signals[i], NULL, &c->old_sa[i]) != 0 ||
+		    c->old_sa[i].sa_handler == SIG_IGN)
+			continue;
+		c->caught[i] = sigaction(caught_signals[i], &sa, NULL) == 0;
+	}
+}
+
+static void restore_signals(struct cork *c)
+{
+	for (int i = 0; i < 3; i++)
+		if (c->caught[i])
+			sigaction(caught_signals[i], &c->old_sa[i], NULL);
 }
 
 /* ---- secrets and events ---------------------------------------------- */
@@ -507,9 +536,7 @@ void cork_free(struct cork *c)
 	atomic_fetch_add(&c->cleanup_depth, 1);
 	lua_close(c->L);
 	if (signal_owner == c) {
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
+		restore_signals(c);
 		signal_owner = NULL;
 	}
 	free(c->lua_path);

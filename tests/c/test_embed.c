@@ -151,6 +151,27 @@ static int handler_is_default(int sig)
 	return sa.sa_handler == SIG_DFL;
 }
 
+static int handler_is(int sig, void (*h)(int))
+{
+	struct sigaction sa;
+	sigaction(sig, NULL, &sa);
+	return sa.sa_handler == h;
+}
+
+/* The dispositions this process started with (nohup ignores SIGHUP, a
+ * background job of a non-interactive shell SIGINT): the checks compare
+ * against them, and the signal tests set their own. */
+static void (*start_sa[3])(int);
+static const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
+
+static int handlers_unchanged(void)
+{
+	for (int i = 0; i < 3; i++)
+		if (!handler_is(sigs[i], start_sa[i]))
+			return 0;
+	return 1;
+}
+
 int main(void)
 {
 	const char *root = getenv("CORK_ROOT") ? getenv("CORK_ROOT") : ".";
@@ -165,12 +186,16 @@ int main(void)
 	}
 	snprintf(hello, sizeof hello, "%s/recipes/hello.lua", root);
 	snprintf(marker, sizeof marker, "%s/marker", dir);
+	for (i = 0; i < 3; i++) {
+		struct sigaction sa;
+		sigaction(sigs[i], NULL, &sa);
+		start_sa[i] = sa.sa_handler;
+	}
 
 	/* the hello recipe by path: every event through the callback, in order */
 	log_init(&l);
 	c = new_runtime(&l, 0);
-	ok(handler_is_default(SIGINT) && handler_is_default(SIGTERM) && handler_is_default(SIGHUP),
-	   "cork_new without handle_signals installs no signal handler");
+	ok(handlers_unchanged(), "cork_new without handle_signals installs no signal handler");
 	{
 		const char *argv[] = { "--steps", "2", "--name", "embedder" };
 		rc = cork_run_recipe(c, hello, 4, argv);
@@ -183,7 +208,7 @@ int main(void)
 	   find(&l, 0, "undid step 1") == 6, "in the order the recipe emitted them");
 	ok(find(&l, 0, "\"ts\":") == 0 && find(&l, 0, "\"level\":\"step\"") == 0, "with ts and level");
 	is_int(l.wrong_thread, 0, "each on the thread running the recipe");
-	ok(handler_is_default(SIGINT), "running code installed no handler either");
+	ok(handlers_unchanged(), "running code installed no handler either");
 	cork_free(c);
 	log_free(&l);
 
@@ -245,10 +270,16 @@ int main(void)
 		log_free(&l);
 	}
 
-	/* handle_signals: a real SIGINT interrupts that runtime; freed, SIG_DFL again */
+	/* handle_signals: a real SIGINT interrupts that runtime; a signal
+	 * ignored before (SIGHUP here, as under nohup) stays ignored; freed,
+	 * every disposition is what it was */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_IGN);
 	log_init(&l);
 	c = new_runtime(&l, 1);
 	ok(!handler_is_default(SIGINT) && !handler_is_default(SIGTERM), "handle_signals installs handlers");
+	ok(handler_is(SIGHUP, SIG_IGN), "but an ignored signal stays ignored (nohup)");
 	{
 		pthread_t th;
 		pthread_create(&th, NULL, send_sigint, NULL);
@@ -257,9 +288,27 @@ int main(void)
 		is_int(rc, CORK_EXIT_INTERRUPTED, "SIGINT interrupts the owning runtime");
 	}
 	cork_free(c);
-	ok(handler_is_default(SIGINT) && handler_is_default(SIGTERM) && handler_is_default(SIGHUP),
-	   "cork_free restores the default handlers");
+	ok(handler_is_default(SIGINT) && handler_is_default(SIGTERM) && handler_is(SIGHUP, SIG_IGN),
+	   "cork_free restores what was there before");
 	log_free(&l);
+	/* two runtimes taking the signals in turn: freeing the owner restores
+	 * what was there before either */
+	{
+		struct log l2;
+		struct cork *c2;
+		log_init(&l);
+		log_init(&l2);
+		c = new_runtime(&l, 1);
+		c2 = new_runtime(&l2, 1);
+		cork_free(c2);
+		ok(handler_is_default(SIGINT) && handler_is(SIGHUP, SIG_IGN),
+		   "the second owner freed: the dispositions from before cork");
+		cork_free(c);
+		log_free(&l);
+		log_free(&l2);
+	}
+	for (i = 0; i < 3; i++)
+		signal(sigs[i], start_sa[i]);
 
 	/* two runtimes on two non-main threads at once; one is interrupted */
 	{

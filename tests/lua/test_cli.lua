@@ -128,6 +128,19 @@ for _, sig in ipairs({ "INT", "TERM", "HUP" }) do
   T.like(err, "cork: interrupted %(SIG" .. sig .. "%)", "SIG" .. sig .. ": says so")
 end
 
+-- a signal ignored when cork starts stays ignored: `nohup cork ...` survives
+-- a hangup, a background job of a script ignores the terminal's Ctrl-C
+for _, sig in ipairs({ "HUP", "INT" }) do
+  local m = dir .. "/ign-" .. sig
+  local p = cork.proc.spawn({ "sh", "-c", 'trap "" "$0"; exec "$@"', sig, BIN, "run", "hello",
+    "--steps", "2", "--pause", "0.4", "--marker", m })
+  cork.sleep(0.5)
+  p:kill(sig)
+  local res = p:wait(10)
+  T.is(res and res.status, 0, "SIG" .. sig .. " ignored at start (nohup, a background job): cork runs to the end")
+  T.is(fs.exists(m) and fs.read(m), "cleanup 2\ncleanup 1\n", "SIG" .. sig .. " ignored: ordinary cleanups")
+end
+
 -- a second signal during cleanup does not abort it; a third forces exit
 do
   local m = dir .. "/slow"
