@@ -20,8 +20,9 @@
 --   * older versions: the image is pushed to a throwaway registry container
 --     on a loopback port (an image given by --registry-image or
 --     CORK_REGISTRY_IMAGE, default registry:2, which cork cannot pull: it
---     must already be in the engine), packed from there, and the container
---     and the tag removed.
+--     must already be in the engine; `cork.standin.registry_image(d)` makes
+--     one from Debian's docker-registry), packed from there, and the
+--     container and the tag removed.
 -- Every resource is journalled as bottle "prepare-<id>" and registered on the
 -- scope, so Ctrl-C, an error or `kill -9` plus `cork down` leaves nothing.
 local cork = require "cork"
@@ -162,12 +163,15 @@ else
 
   -- 4. Push (the engine reaches 127.0.0.0/8 registries without TLS). The
   --    push answers 200 and reports failure in its progress stream; the
-  --    registry may still be starting, so a refused connection is retried.
+  --    registry may still be starting, so a refused or reset connection is
+  --    retried.
   bottle.step("push", ("pushing %s:latest"):format(repo))
   local delay = 0.25
   for attempt = 1, 6 do
-    local r = docker:request("POST", "/images/" .. repo .. "/push", { query = { tag = "latest" }, body = {},
-      timeout = 1800 })
+    -- X-Registry-Auth is required (Docker 28.3.3 dropped the old auth-in-body
+    -- fallback); this registry has no auth, so the credential is `{}`
+    local r = docker:request("POST", "/images/" .. repo .. "/push", { query = { tag = "latest" },
+      headers = { ["X-Registry-Auth"] = "e30=" }, timeout = 1800 })
     local why
     local lines = type(r.body) == "table" and { r.body } or {}
     for line in (type(r.body) == "string" and r.body or ""):gmatch("[^\r\n]+") do
@@ -178,7 +182,11 @@ else
       why = why or (type(v.errorDetail) == "table" and v.errorDetail.message) or v.error
     end
     if not why then break end
-    if attempt == 6 or not why:find("connection refused", 1, true) then
+    -- not ready yet: nothing listens (refused), or Docker's port proxy took
+    -- the connection and found no listener behind it (reset, EOF)
+    local starting = why:find("connection refused", 1, true) or why:find("connection reset", 1, true)
+      or why:find("EOF", 1, true)
+    if attempt == 6 or not starting then
       cork.error("daemon", ("pushing %s to the throwaway registry failed: %s"):format(image, why),
         { image = image, registry = repo })
     end

@@ -126,6 +126,7 @@ typedef struct {
 	CURLM *multi;           /* drives easy, so waits can poll interrupts */
 	CURL *hj;               /* exec start: hijacked connection, per call */
 	struct curl_slist *hdr_json, *hdr_tar;
+	struct curl_slist *hdr_extra; /* request's `headers` (freed on the next call) */
 	struct buf resp;        /* body of the last answer */
 	struct buf out, err;    /* exec / logs demultiplexed output */
 	FILE *upload;           /* image_import from a path */
@@ -176,6 +177,8 @@ static void client_free(client *c)
 		curl_multi_cleanup(c->multi);
 	curl_slist_free_all(c->hdr_json);
 	curl_slist_free_all(c->hdr_tar);
+	curl_slist_free_all(c->hdr_extra);
+	c->hdr_extra = NULL;
 	if (c->upload)
 		fclose(c->upload);
 	buf_free(&c->resp);
@@ -2952,7 +2955,45 @@ static int events_close(lua_State *L)
 /* ---- raw requests --------------------------------------------------------- */
 
 static const char *const request_opts[] = {"query", "body", "timeout", "content_type", "output",
-                                           "progress", NULL};
+                                           "progress", "headers", NULL};
+
+/* c->hdr_extra = base + the `headers` table at index hi ({Name = "value"}).
+ * Names are tokens, values one line; values are never echoed (a registry
+ * credential may be one). */
+static struct curl_slist *extra_headers(lua_State *L, client *c, int hi, struct curl_slist *base)
+{
+	curl_slist_free_all(c->hdr_extra);
+	c->hdr_extra = NULL;
+	for (struct curl_slist *b = base; b; b = b->next) {
+		struct curl_slist *x = curl_slist_append(c->hdr_extra, b->data);
+		if (!x)
+			luaL_error(L, "out of memory");
+		c->hdr_extra = x;
+	}
+	lua_pushnil(L);
+	while (lua_next(L, hi)) {
+		if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "option 'headers': names and values must be strings");
+		size_t nl, vl;
+		const char *n = lua_tolstring(L, -2, &nl), *v = lua_tolstring(L, -1, &vl);
+		int ok = nl > 0 && nl < 128 && vl < 8192;
+		for (size_t i = 0; ok && i < nl; i++)
+			ok = (n[i] >= 'A' && n[i] <= 'Z') || (n[i] >= 'a' && n[i] <= 'z') ||
+			     (n[i] >= '0' && n[i] <= '9') || n[i] == '-' || n[i] == '_';
+		for (size_t i = 0; ok && i < vl; i++)
+			ok = v[i] != '\r' && v[i] != '\n' && v[i] != '\0';
+		if (!ok)
+			luaL_error(L, "option 'headers': bad header '%s' (a name is letters, digits, '-'; "
+			           "a value is one line)", nl < 128 ? n : "(too long)");
+		lua_pushfstring(L, "%s: %s", n, v);
+		struct curl_slist *x = curl_slist_append(c->hdr_extra, lua_tostring(L, -1));
+		lua_pop(L, 2);
+		if (!x)
+			luaL_error(L, "out of memory");
+		c->hdr_extra = x;
+	}
+	return c->hdr_extra;
+}
 
 /* d:request(method, path[, {query, body, timeout, content_type, output, progress}])
  * -> {status=, body=} or, with output, {status=, bytes=, path=} */
@@ -3033,6 +3074,14 @@ static int docker_request(lua_State *L)
 		hdrs = c->hdr_tar;
 	else if (ctype && strcmp(ctype, "application/json") != 0)
 		return luaL_error(L, "content_type must be application/json or application/x-tar");
+	if (oi) {
+		lua_getfield(L, oi, "headers");
+		if (!lua_isnil(L, -1)) {
+			luaL_argcheck(L, lua_istable(L, -1), 4, "'headers' must be a table");
+			hdrs = extra_headers(L, c, lua_gettop(L), hdrs);
+		}
+		lua_pop(L, 1);
+	}
 	int first = strchr(path, '?') == NULL;
 	/* the keys in a list first: a luaL_Buffer cannot share the stack with lua_next */
 	lua_newtable(L);

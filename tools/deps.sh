@@ -6,8 +6,9 @@ set -eu
 build="gcc make pkg-config liblua5.4-dev lua-cjson-dev libyaml-dev libcurl4-openssl-dev libssl-dev"
 # prove (perl), openssl + curl (CA tests), busybox-static (test images),
 # docker.io (the private engine), iproute2 + util-linux (netns tests),
-# mitmproxy (a real consumer of the minted CAs), valgrind (leak checks)
-test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind"
+# mitmproxy (a real consumer of the minted CAs), valgrind (leak checks),
+# docker-registry (the stand-in registry image: prepare's registry path)
+test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind docker-registry"
 case "${1:-all}" in
 	build) want=$build ;;
 	test) want=$test ;;

@@ -7,6 +7,7 @@
 --   local standin = require "cork.standin"
 --   local bundle = standin.bundle_image(d)   -- "cork-standin-bundle:latest"
 --   local agent = standin.agent_image(d)     -- "cork-standin-agent:latest"
+--   local reg = standin.registry_image(d)    -- "cork-standin-registry:latest"
 --
 -- The stand-in bundle honours the bundle contract (docs/bundle.md) as far as
 -- a test needs: for each daemon named in CORK_DAEMONS it serves HTTP on that
@@ -187,6 +188,88 @@ function M.images(d, o)
   o = o or {}
   return M.bundle_image(d, { busybox = o.busybox, force = o.force }),
     M.agent_image(d, { busybox = o.busybox, force = o.force })
+end
+
+-- ---- a local registry -------------------------------------------------------
+-- registry_image(d[, {name=, binary=, force=}]) -> "cork-standin-registry:latest"
+--
+-- A Docker registry (distribution's `registry serve`) on port 5000, plain
+-- HTTP, no auth, made from Debian's docker-registry package: the binary and
+-- the libraries ldd names, nothing else. `cork run prepare` needs one for
+-- smolvm versions that pack only registry references
+-- (`--registry-image cork-standin-registry:latest`); the tests use it to run
+-- that path end to end. A missing binary raises not_found naming the package.
+M.REGISTRY = "cork-standin-registry:latest"
+M.REGISTRY_BINARY = "/usr/bin/docker-registry"
+local REGISTRY_CONFIG = [[
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+http:
+  addr: :5000
+]]
+
+local function registry_files(binary)
+  local st = cork.fs.stat(binary)
+  if not st then
+    cork.error("not_found", ("no registry at %s: install the Debian package docker-registry "
+      .. "(the stand-in registry image is made from it)"):format(binary), { path = binary })
+  end
+  local files = { binary }
+  local r = cork.proc.run({ "ldd", binary })
+  -- "not a dynamic executable" (a static build) is fine: the binary alone
+  for path in (r.stdout or ""):gmatch("(/[^%s]+) %(0x") do files[#files + 1] = path end
+  return files, st
+end
+
+function M.registry_image(d, o)
+  o = o or {}
+  local name = o.name or M.REGISTRY
+  local binary = o.binary or os.getenv("CORK_REGISTRY_BINARY") or M.REGISTRY_BINARY
+  local files, st = registry_files(binary)
+  local version = ("%d-%08x"):format(M.VERSION, plan.hash(table.concat({ binary, tostring(st.size),
+    tostring(st.mtime), REGISTRY_CONFIG, table.concat(files, " ") }, "\0")))
+  local ok, info = pcall(d.image_inspect, d, name)
+  local old
+  if ok then
+    local labels = info.Config and info.Config.Labels
+    if not o.force and type(labels) == "table" and labels[M.LABEL] == version then return name end
+    old = info.Id
+  elseif not cork.is_error(info, "not_found") then
+    error(info, 0)
+  end
+  log.info(("building the stand-in registry image %s from %s (no registry)"):format(name, binary),
+    { standin = "registry", image = name, version = version })
+  local s <close> = cork.scope("standin registry")
+  local tmp = cork.fs.tempdir("cork-standin")
+  s:defer(cork.fs.remove, tmp, { recursive = true, missing_ok = true })
+  local root = tmp .. "/rootfs"
+  for _, dir in ipairs({ "bin", "etc", "tmp", "var/lib/registry" }) do
+    cork.fs.mkdir(root .. "/" .. dir, tonumber("0755", 8))
+  end
+  cork.fs.write(root .. "/bin/registry", cork.fs.read(binary), { mode = 493 })
+  for i = 2, #files do
+    local dst = root .. files[i]
+    cork.fs.mkdir(dst:match("^(.*)/[^/]+$"), tonumber("0755", 8))
+    cork.fs.write(dst, cork.fs.read(files[i]), { mode = 493 })
+  end
+  cork.fs.write(root .. "/etc/registry.yml", REGISTRY_CONFIG)
+  run({ "chmod", "1777", root .. "/tmp" })
+  local tar = tmp .. "/rootfs.tar"
+  run({ "tar", "-C", root, "--owner=0", "--group=0", "--numeric-owner", "-cf", tar, "." })
+  local repo, tag = name:match("^(.+):([%w_.%-]+)$")
+  if not repo then repo, tag = name, "latest" end
+  local r = d:image_import(tar, { repo = repo, tag = tag, changes = {
+    ("LABEL %s=%q"):format(M.LABEL, version), "EXPOSE 5000",
+    'CMD ["/bin/registry", "serve", "/etc/registry.yml"]' },
+    message = "cork stand-in registry image (cork.standin)" })
+  if old and old ~= r.id then pcall(d.image_remove, d, old) end
+  return name
 end
 
 -- version(which) -> the content label an up-to-date image carries.

@@ -290,6 +290,16 @@ end, "io", "cannot write", "request{output}: a symlink is refused, not followed"
 T.is(cork.fs.stat(sdir .. "/target"), nil, "request{output}: nothing written through the symlink")
 T.raises(function() d:request("GET", "/_ping", { progress = function() end }) end, nil,
   "needs 'output'", "request: progress needs output")
+-- extra headers (what a push needs: X-Registry-Auth; tests/integration/test_prepare.lua
+-- pushes to a real registry with it)
+T.is(d:request("GET", "/_ping", { headers = { ["X-Registry-Auth"] = "e30=" } }).body, "OK",
+  "request{headers}: sent")
+T.raises(function() d:request("GET", "/_ping", { headers = { ["X-Bad"] = "a\r\nInjected: 1" } }) end, nil,
+  "bad header 'X%-Bad'", "request{headers}: a value with CR/LF is refused")
+T.raises(function() d:request("GET", "/_ping", { headers = { ["Bad Name"] = "x" } }) end, nil,
+  "bad header", "request{headers}: a bad name is refused")
+T.raises(function() d:request("GET", "/_ping", { headers = "X: y" }) end, nil,
+  "'headers' must be a table", "request{headers}: a table")
 
 -- progress: a slow answer (a followed log) reports its bytes about once a second
 local slow = d:container_create { name = H.name("slow"), image = img, labels = H.labels,

@@ -3,7 +3,8 @@
 -- (smolvm 1.9+), cached by image ID (a second run does nothing, a changed
 -- image is packed again and its old artifact goes), found by the
 -- smolmachines recipe; the registry path of older smolvm versions stops
--- with a clear error when no registry image is there; interrupts, a smolvm
+-- with a clear error when no registry image is there, and runs end to end
+-- with cork.standin's registry image; interrupts, a smolvm
 -- failure and kill -9 + cork down leave nothing.
 local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
 local H = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/docker_test.lua")
@@ -158,6 +159,37 @@ for _, t in ipairs(d:image_inspect(IMAGE).RepoTags or {}) do tags[#tags + 1] = t
 T.same(tags, { IMAGE }, "the throwaway tag is removed")
 T.is(select(2, calls():gsub("\npack ", "")), npacks, "smolvm pack never ran")
 nothing_left("registry path", hreg)
+
+-- a real registry (cork.standin's, from Debian's docker-registry): the
+-- registry path end to end on both CLI dialects; the stand-in smolvm pulls
+-- the pushed manifest back from it before it packs
+local standin = require "cork.standin"
+local REG = standin.registry_image(d)
+T.like(d:image_inspect(REG).Config.Labels[standin.LABEL], "^%d+%-%x+$", "the stand-in registry image is built")
+T.is(standin.registry_image(d), REG, "and built once (idempotent)")
+for _, v in ipairs({ "0.8.2", "1.8.2" }) do
+  local hv = R.merge(h.env, { FAKE_SMOLVM_VERSION = v, XDG_CACHE_HOME = h.dir .. "/cache-real-" .. v })
+  local npk = select(2, calls():gsub("\npack ", ""))
+  r = R.cork({ env = hv }, { "run", "prepare", "--bottle", "w6", "--registry-image", REG })
+  T.is(r.status, 0, v .. " with a registry: exit 0")
+  if r.status ~= 0 then T.diag((R.find(r.events, { event = "failed" })[1] or {}).msg or r.stderr) end
+  local st2 = {}
+  for _, e in ipairs(R.find(r.events, { event = "step" })) do st2[#st2 + 1] = e.msg end
+  T.is(table.concat(st2, ","), "image,registry,push,pack", v .. ": steps image, registry, push, pack")
+  ev = R.find(r.events, { event = "prepared" })[1] or {}
+  local cur = hex(d:image_inspect(IMAGE).Id)
+  T.is(ev.artifact, hv.XDG_CACHE_HOME .. "/cork/smolmachines/" .. cur .. ".smolmachine", v .. ": the artifact")
+  T.like(ev.artifact and fs.exists(ev.artifact) and fs.read(ev.artifact) or "",
+    "\nimage=127%.0%.0%.1:%d+/cork%-prepare/" .. cur:sub(1, 12) .. ":latest\n",
+    v .. ": packed from the throwaway registry on loopback")
+  T.is(select(2, calls():gsub("\npack ", "")), npk + 1, v .. ": one pack")
+  T.like(fs.read(hv.XDG_CACHE_HOME .. "/cork/smolmachines/" .. cur .. ".json"), '"method":"registry"',
+    v .. ": a note of how it was made")
+  local tg = {}
+  for _, t in ipairs(d:image_inspect(IMAGE).RepoTags or {}) do tg[#tg + 1] = t end
+  T.same(tg, { IMAGE }, v .. ": the throwaway tag is removed")
+  nothing_left(v .. " registry path", hv)
+end
 
 -- 7. faults: SIGTERM while packing, a smolvm failure, kill -9 + cork down -----
 local function fresh(name)
