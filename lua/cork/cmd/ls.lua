@@ -9,10 +9,15 @@ local M = {}
 M.help = [[
 usage: cork ls
 
-Lists bottles: slug, backend, loopback alias, age, status (running,
-partial, starting, stale: a journal whose cork process is gone and nothing
-runs; a `cork run prepare` at work is backend prepare, status preparing), the VM's state as `smolvm machine ls` reports it (smolmachines
-bottles; "missing" when smolvm does not list it) and the published ports.
+Lists bottles: slug, backend, loopback alias, age, status, the VM's state
+and the published ports.
+
+  status   running, partial, starting, or stale (a journal whose cork
+           process is gone and nothing runs); a `cork run prepare` at work
+           is backend prepare, status preparing
+  VM       the machine's state as `smolvm machine ls` reports it
+           (smolmachines bottles; "missing" when smolvm does not list it)
+
 With the global --json, one `bottle` event per bottle.]]
 
 local function age(ts)
