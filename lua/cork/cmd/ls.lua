@@ -6,8 +6,8 @@ local journal = require "cork.journal"
 local down = require "cork.cmd.down"
 
 local M = {}
-M.help = [[
-usage: cork ls
+M.help = [==[
+usage: cork ls [--watch [--interval SECONDS]]
 
 Lists bottles: slug, backend, loopback alias, age, status, the VM's state
 and the published ports.
@@ -18,7 +18,13 @@ and the published ports.
   VM       the machine's state as `smolvm machine ls` reports it
            (smolmachines bottles; "missing" when smolvm does not list it)
 
-With the global --json, one `bottle` event per bottle.]]
+With the global --json, one `bottle` event per bottle.
+
+--watch keeps going: the list again whenever it changes (Docker's events
+for cork's containers and networks wake it at once; VMs and journals are
+looked at every --interval seconds, default 2), until Ctrl-C (exit 0).
+With --json, a `bottle` event for each new or changed bottle and a
+`bottle_gone` event (slug) for each one that is no longer there.]==]
 
 local function age(ts)
   if not ts then return "?" end
@@ -94,14 +100,8 @@ function M.collect()
   return rows
 end
 
-function M.main(argv)
-  args.parse(argv, {}, { usage = "cork ls" })
-  local rows = M.collect()
-  if cork.core.settings().json then
-    for _, r in ipairs(rows) do cork.log.event("bottle", r) end
-    return 0
-  end
-  if #rows == 0 then print("no bottles"); return 0 end
+local function print_table(rows)
+  if #rows == 0 then print("no bottles"); return end
   local fmt = "%-28s %-13s %-12s %-6s %-9s %-9s %s"
   print(fmt:format("SLUG", "BACKEND", "ALIAS", "AGE", "STATUS", "VM", "PORTS"))
   for _, r in ipairs(rows) do
@@ -113,6 +113,115 @@ function M.main(argv)
     print(fmt:format(r.slug, r.backend, r.alias or "-", r.age, r.status, r.vm and r.vm.state or "-",
       #ports > 0 and table.concat(ports, ",") or "-"))
   end
+end
+
+-- What makes a row different for --watch: everything but its age, written
+-- with sorted keys (pairs order is not stable across tables).
+local function canon(v, out)
+  if type(v) ~= "table" then out[#out + 1] = ("%q"):format(v); return end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  out[#out + 1] = "{"
+  for _, k in ipairs(keys) do
+    local val = v[k]
+    if val == nil then val = v[tonumber(k)] end
+    out[#out + 1] = k .. "="
+    canon(val, out)
+    out[#out + 1] = ","
+  end
+  out[#out + 1] = "}"
+end
+
+local function fingerprint(r)
+  local out = {}
+  local keep = {}
+  for k, v in pairs(r) do if k ~= "age" then keep[k] = v end end
+  canon(keep, out)
+  return table.concat(out)
+end
+
+-- Docker's events for cork's resources, or nil (no Docker: polling only).
+local function event_stream()
+  local d = down.clients()
+  if not d then return nil end
+  local ok, st = pcall(d.events, d, { filters = { label = { "cork.slug" } } })
+  if ok then return st end
+  cork.log.warn(("Docker events unavailable (%s): looking every interval only")
+    :format(cork.is_error(st) and st.message or tostring(st)))
+  return nil
+end
+
+local function watch(interval, json)
+  local stream = event_stream()
+  local last, shown = {}, false
+  local function show()
+    local rows = M.collect()
+    local now, changed = {}, false
+    for _, r in ipairs(rows) do
+      local fp = fingerprint(r)
+      now[r.slug] = fp
+      if last[r.slug] ~= fp then
+        changed = true
+        if json then cork.log.event("bottle", r) end
+      end
+    end
+    local gone = {}
+    for slug in pairs(last) do if not now[slug] then gone[#gone + 1] = slug end end
+    table.sort(gone)
+    for _, slug in ipairs(gone) do
+      changed = true
+      if json then cork.log.event("bottle_gone", { slug = slug }) end
+    end
+    if not json and (changed or not shown) then
+      if shown then print(("-- %s"):format(os.date("%H:%M:%S"))) end
+      print_table(rows)
+    end
+    io.stdout:flush()
+    shown = true
+    last = now
+  end
+  local ok, err = pcall(function()
+    show()
+    while true do
+      if stream then
+        if stream:next(interval) then
+          -- a burst (create, connect, start, ...) is one change: let it settle
+          while stream:next(0.3) do end
+        end
+      else
+        cork.sleep(interval)
+      end
+      show()
+    end
+  end)
+  if stream then stream:close() end
+  -- Ctrl-C is how a watch ends; SIGTERM / SIGHUP stay interruptions (130)
+  if cork.is_error(err, "interrupted") and (err.signal == 2 or not err.signal or err.signal == 0) then
+    cork.core.clear_interrupt()
+    return 0
+  end
+  if not ok then error(err, 0) end
+end
+
+function M.main(argv)
+  local o = args.parse(argv, { watch = "boolean", interval = "number" },
+    { usage = "cork ls [--watch [--interval SECONDS]]" })
+  local json = cork.core.settings().json
+  if o.interval and not o.watch then cork.error("usage", "--interval needs --watch") end
+  if o.watch then
+    local interval = o.interval or 2
+    if interval < 0.1 or interval > 3600 then
+      cork.error("usage", "--interval must be between 0.1 and 3600 seconds")
+    end
+    return watch(interval, json)
+  end
+  local rows = M.collect()
+  if json then
+    for _, r in ipairs(rows) do cork.log.event("bottle", r) end
+    return 0
+  end
+  print_table(rows)
   return 0
 end
 
