@@ -36,11 +36,13 @@ function M.all_slugs(d, smol)
   return out
 end
 
-local function clients()
+-- clients([consequence]) -> docker client or nil, smolvm driver or nil; the
+-- warning when Docker is not there says what that means for the caller.
+local function clients(consequence)
   local ok, d = pcall(function() return require("cork.docker").connect({ timeout = 60 }) end)
   if not ok then
-    cork.log.warn(("Docker is not reachable (%s): containers and networks are left alone")
-      :format(cork.is_error(d) and d.message or tostring(d)))
+    cork.log.warn(("Docker is not reachable (%s): %s")
+      :format(cork.is_error(d) and d.message or tostring(d), consequence or "containers and networks are left alone"))
     d = nil
   end
   local smol = require("cork.smolvm").driver()

@@ -49,9 +49,12 @@ local function machines(smol)
   return by
 end
 
+local NO_DOCKER = "bottles are listed from the journals and smolvm only"
+
 -- Every bottle from one Docker listing, one smolvm listing and the journals.
-function M.collect()
-  local d, smol = down.clients()
+-- d, smol: clients to reuse (--watch); by default made here.
+function M.collect(d, smol)
+  if d == nil and smol == nil then d, smol = down.clients(NO_DOCKER) end
   local vms = machines(smol)
   local seen, slugs, by_slug = {}, {}, {}
   local function add(slug)
@@ -142,8 +145,7 @@ local function fingerprint(r)
 end
 
 -- Docker's events for cork's resources, or nil (no Docker: polling only).
-local function event_stream()
-  local d = down.clients()
+local function event_stream(d)
   if not d then return nil end
   local ok, st = pcall(d.events, d, { filters = { label = { "cork.slug" } } })
   if ok then return st end
@@ -153,10 +155,11 @@ local function event_stream()
 end
 
 local function watch(interval, json)
-  local stream = event_stream()
+  local d, smol = down.clients(NO_DOCKER)
+  local stream = event_stream(d)
   local last, shown = {}, false
   local function show()
-    local rows = M.collect()
+    local rows = M.collect(d or false, smol or false)
     local now, changed = {}, false
     for _, r in ipairs(rows) do
       local fp = fingerprint(r)
