@@ -140,7 +140,8 @@ else
   if not pcall(docker.image_inspect, docker, reg) then
     cork.error("not_found", ("smolvm %s packs registry references only, and the registry image %s that would "
       .. "serve %s is not in the Docker engine (cork pulls nothing): load one and pass --registry-image "
-      .. "(or set CORK_REGISTRY_IMAGE), or use smolvm 1.9 or later, which packs a `docker save` archive")
+      .. "(or set CORK_REGISTRY_IMAGE; `cork.standin.registry_image` builds one from Debian's docker-registry, "
+      .. "see docs/smolvm.md), or use smolvm 1.9 or later, which packs a `docker save` archive")
       :format(caps.version, reg, image), { image = image, registry_image = reg })
   end
   -- its own bridge network: publishing needs one, and an engine may run
