@@ -130,9 +130,8 @@ local function run(argv)
   end
 end
 
--- A busybox rootfs in a temp dir, as a tar next to it.
-local function rootfs(which, busybox, tmp)
-  local root = tmp .. "/rootfs"
+-- A busybox rootfs for `which` under root.
+local function fill_busybox(which, busybox, root)
   for _, dir in ipairs(M.DIRS) do cork.fs.mkdir(root .. "/" .. dir, tonumber("0755", 8)) end
   cork.fs.write(root .. "/bin/busybox", cork.fs.read(busybox), { mode = 493 })
   for _, a in ipairs(M.APPLETS) do run({ "ln", "-s", "busybox", root .. "/bin/" .. a }) end
@@ -140,22 +139,19 @@ local function rootfs(which, busybox, tmp)
   cork.fs.write(root .. "/etc/group", GROUP)
   for name, f in pairs(spec(which).files) do cork.fs.write(root .. "/" .. name, f[1], { mode = f[2] }) end
   run({ "chmod", "1777", root .. "/tmp", root .. "/var/tmp" })
-  local tar = tmp .. "/rootfs.tar"
-  run({ "tar", "-C", root, "--owner=0", "--group=0", "--numeric-owner", "-cf", tar, "." })
-  return tar
 end
 
--- image(d, which[, {name=, busybox=, force=}]) -> image reference.
-local function image(d, which, o)
-  o = o or {}
-  local name = o.name or (which == "bundle" and M.BUNDLE or M.AGENT)
-  local busybox = M.busybox(o.busybox)
-  local version = version_of(which, busybox)
+-- ensure(d, name, which, version, source, force, fill, changes) -> name.
+-- The image `name` as it is when it carries the content label `version`;
+-- otherwise fill(root) makes a rootfs in a temp dir, which is imported with
+-- the label and `changes`, and the previous build of that name is removed
+-- unless something still uses it.
+local function ensure(d, name, which, version, source, force, fill, changes)
   local old
   local ok, info = pcall(d.image_inspect, d, name)
   if ok then
     local labels = info.Config and info.Config.Labels
-    if not o.force and type(labels) == "table" and labels[M.LABEL] == version then
+    if not force and type(labels) == "table" and labels[M.LABEL] == version then
       log.debug(("stand-in %s image %s is current (%s)"):format(which, name, version))
       return name
     end
@@ -163,21 +159,30 @@ local function image(d, which, o)
   elseif not cork.is_error(info, "not_found") then
     error(info, 0)
   end
-  log.info(("building the stand-in %s image %s from %s (no registry)"):format(which, name, busybox),
+  log.info(("building the stand-in %s image %s from %s (no registry)"):format(which, name, source),
     { standin = which, image = name, version = version })
   local s <close> = cork.scope("standin " .. which)
   local tmp = cork.fs.tempdir("cork-standin")
   s:defer(cork.fs.remove, tmp, { recursive = true, missing_ok = true })
-  local tar = rootfs(which, busybox, tmp)
+  fill(tmp .. "/rootfs")
+  local tar = tmp .. "/rootfs.tar"
+  run({ "tar", "-C", tmp .. "/rootfs", "--owner=0", "--group=0", "--numeric-owner", "-cf", tar, "." })
   local repo, tag = name:match("^(.+):([%w_.%-]+)$")
   if not repo then repo, tag = name, "latest" end
-  local changes = { ("LABEL %s=%q"):format(M.LABEL, version) }
-  for _, c in ipairs(spec(which).changes) do changes[#changes + 1] = c end
-  local r = d:image_import(tar, { repo = repo, tag = tag, changes = changes,
+  local all = { ("LABEL %s=%q"):format(M.LABEL, version) }
+  for _, c in ipairs(changes) do all[#all + 1] = c end
+  local r = d:image_import(tar, { repo = repo, tag = tag, changes = all,
     message = "cork stand-in " .. which .. " image (cork.standin)" })
-  -- the previous build, now untagged: removed unless something still uses it
   if old and old ~= r.id then pcall(d.image_remove, d, old) end
   return name
+end
+
+-- image(d, which[, {name=, busybox=, force=}]) -> image reference.
+local function image(d, which, o)
+  o = o or {}
+  local busybox = M.busybox(o.busybox)
+  return ensure(d, o.name or (which == "bundle" and M.BUNDLE or M.AGENT), which, version_of(which, busybox),
+    busybox, o.force, function(root) fill_busybox(which, busybox, root) end, spec(which).changes)
 end
 
 function M.bundle_image(d, o) return image(d, "bundle", o) end
@@ -229,47 +234,25 @@ end
 
 function M.registry_image(d, o)
   o = o or {}
-  local name = o.name or M.REGISTRY
   local binary = o.binary or os.getenv("CORK_REGISTRY_BINARY") or M.REGISTRY_BINARY
   local files, st = registry_files(binary)
   local version = ("%d-%08x"):format(M.VERSION, plan.hash(table.concat({ binary, tostring(st.size),
     tostring(st.mtime), REGISTRY_CONFIG, table.concat(files, " ") }, "\0")))
-  local ok, info = pcall(d.image_inspect, d, name)
-  local old
-  if ok then
-    local labels = info.Config and info.Config.Labels
-    if not o.force and type(labels) == "table" and labels[M.LABEL] == version then return name end
-    old = info.Id
-  elseif not cork.is_error(info, "not_found") then
-    error(info, 0)
+  local function fill(root)
+    for _, dir in ipairs({ "bin", "etc", "tmp", "var/lib/registry" }) do
+      cork.fs.mkdir(root .. "/" .. dir, tonumber("0755", 8))
+    end
+    cork.fs.write(root .. "/bin/registry", cork.fs.read(binary), { mode = 493 })
+    for i = 2, #files do
+      local dst = root .. files[i]
+      cork.fs.mkdir(dst:match("^(.*)/[^/]+$"), tonumber("0755", 8))
+      cork.fs.write(dst, cork.fs.read(files[i]), { mode = 493 })
+    end
+    cork.fs.write(root .. "/etc/registry.yml", REGISTRY_CONFIG)
+    run({ "chmod", "1777", root .. "/tmp" })
   end
-  log.info(("building the stand-in registry image %s from %s (no registry)"):format(name, binary),
-    { standin = "registry", image = name, version = version })
-  local s <close> = cork.scope("standin registry")
-  local tmp = cork.fs.tempdir("cork-standin")
-  s:defer(cork.fs.remove, tmp, { recursive = true, missing_ok = true })
-  local root = tmp .. "/rootfs"
-  for _, dir in ipairs({ "bin", "etc", "tmp", "var/lib/registry" }) do
-    cork.fs.mkdir(root .. "/" .. dir, tonumber("0755", 8))
-  end
-  cork.fs.write(root .. "/bin/registry", cork.fs.read(binary), { mode = 493 })
-  for i = 2, #files do
-    local dst = root .. files[i]
-    cork.fs.mkdir(dst:match("^(.*)/[^/]+$"), tonumber("0755", 8))
-    cork.fs.write(dst, cork.fs.read(files[i]), { mode = 493 })
-  end
-  cork.fs.write(root .. "/etc/registry.yml", REGISTRY_CONFIG)
-  run({ "chmod", "1777", root .. "/tmp" })
-  local tar = tmp .. "/rootfs.tar"
-  run({ "tar", "-C", root, "--owner=0", "--group=0", "--numeric-owner", "-cf", tar, "." })
-  local repo, tag = name:match("^(.+):([%w_.%-]+)$")
-  if not repo then repo, tag = name, "latest" end
-  local r = d:image_import(tar, { repo = repo, tag = tag, changes = {
-    ("LABEL %s=%q"):format(M.LABEL, version), "EXPOSE 5000",
-    'CMD ["/bin/registry", "serve", "/etc/registry.yml"]' },
-    message = "cork stand-in registry image (cork.standin)" })
-  if old and old ~= r.id then pcall(d.image_remove, d, old) end
-  return name
+  return ensure(d, o.name or M.REGISTRY, "registry", version, binary, o.force, fill,
+    { "EXPOSE 5000", 'CMD ["/bin/registry", "serve", "/etc/registry.yml"]' })
 end
 
 -- version(which) -> the content label an up-to-date image carries.
