@@ -13,16 +13,13 @@
 --                                      (its older artifact is removed on a rebuild)
 -- (~/.cache when XDG_CACHE_HOME is unset or not absolute)
 local cork = require "cork"
+local xdg = require "cork.xdg"
 local fs = require "cork.fs"
 
 local M = {}
 
 function M.root()
-  local base = os.getenv("XDG_CACHE_HOME")
-  if not base or base:sub(1, 1) ~= "/" then
-    base = (os.getenv("HOME") or fs.expand_tilde("~")) .. "/.cache"
-  end
-  return base .. "/cork/smolmachines"
+  return xdg.home("cache") .. "/cork/smolmachines"
 end
 
 -- key(image_id) -> the hex digest of "sha256:<hex>" (or the ID as given

@@ -14,6 +14,7 @@
 --   {"op":"detached","pid":..}                    -- handed to `cork down`
 --   {"op":"meta", ...}                            -- facts for `cork ls`
 local cork = require "cork"
+local xdg = require "cork.xdg"
 local json = require "cork.json"
 local fs = require "cork.fs"
 
@@ -26,11 +27,7 @@ function M.set_root(dir) root_override = dir end
 
 function M.root()
   if root_override then return root_override end
-  local base = os.getenv("XDG_STATE_HOME")
-  if not base or base:sub(1, 1) ~= "/" then
-    base = (os.getenv("HOME") or fs.expand_tilde("~")) .. "/.local/state"
-  end
-  return base .. "/cork"
+  return xdg.home("state") .. "/cork"
 end
 
 function M.dir(slug) return M.root() .. "/" .. slug end

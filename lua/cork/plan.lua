@@ -9,6 +9,7 @@
 -- bottle), "network" (no free bundle subnet), "env" (resolve_secrets: a host
 -- variable is not set), "usage" (bad options).
 local cork = require "cork"
+local xdg = require "cork.xdg"
 local providers = require "cork.providers"
 local pipelock = require "cork.pipelock"
 local egress = require "cork.egress"
@@ -98,12 +99,7 @@ function M.labels(slug, role, bottle)
 end
 
 function M.state_dir(slug, opts)
-  local getenv = getenv_of(opts)
-  local base = getenv("XDG_STATE_HOME")
-  if not base or base:sub(1, 1) ~= "/" then
-    base = (getenv("HOME") or cork.fs.expand_tilde("~")) .. "/.local/state"
-  end
-  return base .. "/cork/" .. slug
+  return xdg.home("state", getenv_of(opts)) .. "/cork/" .. slug
 end
 
 -- ---- subnets --------------------------------------------------------------
@@ -213,8 +209,7 @@ local function resolve_skill(s, opts)
     candidates[1] = dir .. "/" .. spec
   else
     local home = getenv("HOME") or cork.fs.expand_tilde("~")
-    local cfg = getenv("XDG_CONFIG_HOME")
-    if not cfg or cfg:sub(1, 1) ~= "/" then cfg = home .. "/.config" end
+    local cfg = xdg.home("config", getenv)
     candidates = {cfg .. "/cork/skills/" .. spec, home .. "/.bot-bottle/skills/" .. spec}
   end
   for _, c in ipairs(candidates) do

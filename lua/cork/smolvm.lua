@@ -23,6 +23,7 @@
 -- Module functions use a default driver (CORK_SMOLVM, else `smolvm` on PATH);
 -- smolvm.driver{...} makes another (other binary, extra env, state dir).
 local proc = require "cork.proc"
+local xdg = require "cork.xdg"
 local fs = require "cork.fs"
 local json = require "cork.json"
 local core = require "cork.core"
@@ -151,9 +152,7 @@ local driver_opts = set { "binary", "env", "state_dir", "lock_timeout", "call_ti
 local function default_state_dir()
   local d = os.getenv("CORK_STATE_DIR")
   if d and d ~= "" then return d end
-  local x = os.getenv("XDG_STATE_HOME")
-  if x and x ~= "" then return x .. "/cork" end
-  return fs.expand_tilde("~/.local/state/cork")
+  return xdg.home("state") .. "/cork"
 end
 
 -- smolvm.driver{binary=, env=, state_dir=, lock_timeout=, call_timeout=}
