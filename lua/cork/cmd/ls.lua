@@ -123,14 +123,12 @@ end
 local function canon(v, out)
   if type(v) ~= "table" then out[#out + 1] = ("%q"):format(v); return end
   local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-  table.sort(keys)
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   out[#out + 1] = "{"
   for _, k in ipairs(keys) do
-    local val = v[k]
-    if val == nil then val = v[tonumber(k)] end
-    out[#out + 1] = k .. "="
-    canon(val, out)
+    out[#out + 1] = tostring(k) .. "="
+    canon(v[k], out)
     out[#out + 1] = ","
   end
   out[#out + 1] = "}"
