@@ -98,8 +98,36 @@ class Egress:
                 return r
         return None
 
-    def http_connect(self, flow):
-        self.targets[flow.client_conn.id] = (flow.request.host.lower(), flow.request.port)
+    async def http_connect(self, flow):
+        host, port = flow.request.host.lower(), flow.request.port
+        self.targets[flow.client_conn.id] = (host, port)
+        if self.route(host) is not None:
+            return
+        # mitmproxy 8's upstream mode answers a CONNECT with 200 before it asks
+        # the filter; ask the filter first, so that its refusal (403 and its
+        # reason) reaches the agent instead of a handshake that fails
+        up = ctx.options.mode.split(":", 1)[1] if ":" in ctx.options.mode else "http://127.0.0.1:8888"
+        uhost, _, uport = up.split("://", 1)[-1].rstrip("/").rpartition(":")
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(uhost, int(uport)), 10)
+            try:
+                writer.write(("CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host, port, host, port)).encode())
+                await writer.drain()
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+                status = int(head.split(b" ", 2)[1])
+                if status != 200:
+                    n = 0
+                    for line in head.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            n = int(line.split(b":", 1)[1])
+                    body = await asyncio.wait_for(reader.readexactly(n), 10) if n else b""
+                    common.log(DAEMON, host=host, port=port, verdict="refused_by_filter", status=status)
+                    flow.response = http.Response.make(status, body, {"Content-Type": "text/plain; charset=utf-8"})
+            finally:
+                writer.close()
+        except (OSError, ValueError, IndexError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+            common.log(DAEMON, host=host, port=port, verdict="block", reason="filter unreachable: %s" % e)
+            flow.response = http.Response.make(502, b"blocked: the filter did not answer\n")
 
     def client_disconnected(self, client):
         self.targets.pop(client.id, None)

@@ -196,11 +196,24 @@ def main():
     procs = {}
     stopping = []
 
+    uids = {}
+
+    def signal_as(d, sig):
+        """Signal a daemon with its own uid: root here has no CAP_KILL."""
+        p = procs.get(d)
+        if not p or p.poll() is not None:
+            return
+        os.seteuid(uids[d])
+        try:
+            os.kill(p.pid, sig)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.seteuid(0)
+
     def forward(sig, names):
         for n in names:
-            p = procs.get(n)
-            if p and p.poll() is None:
-                p.send_signal(sig)
+            signal_as(n, sig)
 
     signal.signal(signal.SIGHUP, lambda s, f: (say(event="sighup"), forward(signal.SIGHUP, ["pipelock", "egress"])))
     signal.signal(signal.SIGTERM, lambda s, f: (stopping.append(1), forward(signal.SIGTERM, list(procs))))
@@ -208,6 +221,7 @@ def main():
     for d in wanted:
         argv, env, pw, home = PLANS[d]()
         give(home, pw.pw_uid, pw.pw_gid)
+        uids[d] = pw.pw_uid
         procs[d] = subprocess.Popen(argv, env=env, cwd="/", user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
                                     stdin=subprocess.DEVNULL)
         say(event="started", name=d, pid=procs[d].pid, uid=pw.pw_uid, env_names=sorted(env))
@@ -223,11 +237,11 @@ def main():
         if stopping:
             forward(signal.SIGTERM, list(procs))
             deadline = time.time() + 5
-            for p in procs.values():
+            for n, p in procs.items():
                 try:
                     p.wait(max(0.1, deadline - time.time()))
                 except subprocess.TimeoutExpired:
-                    p.kill()
+                    signal_as(n, signal.SIGKILL)
             return code
         time.sleep(0.2)
 
