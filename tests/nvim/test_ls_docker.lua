@@ -49,7 +49,7 @@ T.run(function()
     local f = io.open("/proc/" .. vim.api.nvim_buf_get_var(term, "terminal_job_pid") .. "/cmdline", "rb")
     cmdline = f and f:read("*a"):gsub("%z", " ") or ""
     if f then f:close() end
-    return cmdline:find("docker", 1, true)
+    return cmdline:find("^%S*docker ")
   end, 5000)
   T.like(cmdline, "^%S*docker .*exec .*cork%-" .. slug:gsub("%-", "%%-") .. "%-agent", "<CR>: it runs docker exec into the bottle's agent")
   T.ok(T.wait(function() return term and vim.api.nvim_buf_is_valid(term) and vim.fn.jobwait({ vim.api.nvim_buf_get_var(term, "terminal_job_id") }, 0)[1] == -1 end, 5000),
