@@ -117,17 +117,18 @@ local function curl(proxy, url, o)
 end
 
 -- the daemons listen within a few seconds (mitmdump starts slowly on 2 cores)
-local up = false
-for _ = 1, 150 do
-  local st = curl("pipelock", "https://open.test/ping")
-  if st == 200 then up = true; break end
-  cork.sleep(0.2)
+-- (a loaded machine: up to 120 s)
+local function eventually(fn, secs)
+  local deadline = cork.time() + (secs or 120)
+  repeat
+    if fn() then return true end
+    cork.sleep(0.3)
+  until cork.time() > deadline
+  return false
 end
-T.ok(up, "the bundle's filter answers through to the upstream")
-for _ = 1, 100 do
-  if curl("egress", "https://api.test/v1/ping", { cacert = EG_CA }) == 200 then break end
-  cork.sleep(0.2)
-end
+T.ok(eventually(function() return curl("pipelock", "https://open.test/ping") == 200 end),
+  "the bundle's filter answers through to the upstream")
+eventually(function() return curl("egress", "https://api.test/v1/ping", { cacert = EG_CA }) == 200 end)
 
 -- ---- egress: routes and credentials ---------------------------------------
 local st, body = curl("egress", "https://api.test/v1/hello", { cacert = EG_CA,
@@ -220,11 +221,7 @@ local f = assert(io.open(routes_path, "wb"))   -- in place: the bind mount keeps
 f:write(cork.yaml.encode(doc)); f:close()
 T.like(cork.fs.read(routes_path), "/v2", "routes.yaml now lets /v2 through")
 d:request("POST", "/containers/" .. B .. "/kill", { query = { signal = "HUP" } })
-local reloaded = false
-for _ = 1, 50 do
-  if curl("egress", "https://api.test/v2/x", { cacert = EG_CA }) == 200 then reloaded = true; break end
-  cork.sleep(0.2)
-end
+local reloaded = eventually(function() return curl("egress", "https://api.test/v2/x", { cacert = EG_CA }) == 200 end, 30)
 T.ok(reloaded, "SIGHUP reloads routes.yaml: /v2 goes through without a relaunch")
 
 -- ---- supervise, end to end -------------------------------------------------------------
@@ -265,7 +262,7 @@ local function answer_of()
   return ok and type(v) == "table" and v or {}
 end
 local function pending_id(host)
-  for _ = 1, 100 do
+  for _ = 1, 200 do
     local r = cork_cli({ "--json", "supervise", p.slug })
     for line in r.stdout:gmatch("[^\n]+") do
       local ev = cork.json.decode(line)
@@ -287,11 +284,7 @@ local answer = answer_of()
 local res = answer.result and answer.result.structuredContent or {}
 T.is(res.status, "approved", "the agent gets status approved")
 T.is(res.note, "ok for today", "and the note")
-local works = false
-for _ = 1, 50 do
-  if curl("egress", "https://new.test/api/x", { cacert = EG_CA }) == 200 then works = true; break end
-  cork.sleep(0.2)
-end
+local works = eventually(function() return curl("egress", "https://new.test/api/x", { cacert = EG_CA }) == 200 end, 30)
 T.ok(works, "the approved route works without a relaunch")
 T.is(curl("egress", "https://new.test/other", { cacert = EG_CA }), 403, "only under its approved paths")
 T.isnt(cork.fs.read(p.proxy_plan.config_path), pl_before, "the live pipelock.yaml was rewritten")
