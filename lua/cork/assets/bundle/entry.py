@@ -179,6 +179,19 @@ def plan_supervise():
     return [sys.executable, os.path.join(LIB, "supervise.py")], env, pw, home
 
 
+def wait_port(port, proc, secs=120):
+    """Until something accepts on 127.0.0.1:port (or proc died)."""
+    import socket
+    deadline = time.time() + secs
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
 PLANS = {"pipelock": plan_pipelock, "egress": plan_egress, "git-gate": plan_gitgate, "supervise": plan_supervise}
 
 
@@ -219,6 +232,9 @@ def main():
     signal.signal(signal.SIGTERM, lambda s, f: (stopping.append(1), forward(signal.SIGTERM, list(procs))))
     signal.signal(signal.SIGINT, lambda s, f: (stopping.append(1), forward(signal.SIGTERM, list(procs))))
     for d in wanted:
+        if d == "git-gate" and "pipelock" in procs:
+            # git-gate's first fetch goes through the filter's CONNECT
+            wait_port(8888, procs["pipelock"])
         argv, env, pw, home = PLANS[d]()
         give(home, pw.pw_uid, pw.pw_gid)
         uids[d] = pw.pw_uid

@@ -162,6 +162,19 @@ class Filter:
             data.ignore_connection = True
             self.decide(None, event="tls", host=host, verdict="splice")
 
+    def next_layer(self, nextlayer):
+        """An ssh session inside a CONNECT tunnel (git-gate's upstreams) is
+        spliced as raw TCP: mitmproxy 8 would take its banner ("SSH-2.0-")
+        for an HTTP verb and break it. Anything else that is not TLS stays
+        HTTP, so it is scanned."""
+        from mitmproxy.proxy import layers
+        data = nextlayer.data_client()
+        if nextlayer.layer is None and data.startswith(b"SSH-") and len(nextlayer.context.layers) > 1 \
+                and self.targets.get(nextlayer.context.client.id):
+            host = self.targets[nextlayer.context.client.id][0]
+            nextlayer.layer = layers.TCPLayer(nextlayer.context)
+            self.decide(None, event="tunnel", host=host, protocol="ssh", verdict="splice")
+
     def requestheaders(self, flow):
         c = self.conf
         req = flow.request
