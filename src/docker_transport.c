@@ -595,11 +595,6 @@ const char *dk_push_refpath(lua_State *L, const char *prefix, const char *ref, c
 	return lua_tostring(L, -1);
 }
 
-int dk_api_at_least(client *c, int minor)
-{
-	return dk_vercmp(c->api_major, c->api_minor, 1, minor) >= 0;
-}
-
 /* ---- connect, ping, version -------------------------------------------- */
 
 static char *xstrdup(const char *s)
