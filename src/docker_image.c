@@ -12,6 +12,41 @@
 
 #include "docker_priv.h"
 
+/* Read POST /images/create's answer (JSON progress lines) for the image id
+ * (into id) or Docker's error, raised as bad_request. */
+static void import_answer(lua_State *L, client *c, char *id, size_t cap)
+{
+	const char *p = c->resp.p ? c->resp.p : "";
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		if (n && dk_json_decode(L, p, n) && lua_istable(L, -1)) {
+			int line = lua_gettop(L);
+			lua_getfield(L, line, "error");
+			if (lua_type(L, -1) == LUA_TSTRING) {
+				int em = lua_gettop(L);
+				cork_error_push(L, "bad_request", "docker POST /images/create: %s",
+				                lua_tostring(L, em));
+				lua_pushstring(L, "POST");
+				lua_setfield(L, -2, "method");
+				lua_pushstring(L, "/images/create");
+				lua_setfield(L, -2, "path");
+				lua_pushvalue(L, em);
+				lua_setfield(L, -2, "docker_message");
+				lua_error(L);
+			}
+			lua_getfield(L, line, "status");
+			const char *sv = lua_tostring(L, -1);
+			if (sv && strncmp(sv, "sha256:", 7) == 0)
+				snprintf(id, cap, "%s", sv);
+			lua_settop(L, line - 1);
+		} else {
+			lua_pop(L, 1);
+		}
+		p += n + (nl ? 1 : 0);
+	}
+}
+
 static const char *const import_opts[] = {"repo", "tag", "changes", "message", "timeout", NULL};
 
 /* d:image_import(path_or_file[, {repo, tag, changes, message, timeout}]) -> {id=} */
@@ -100,35 +135,7 @@ static int docker_image_import(lua_State *L)
 		dk_raise_status(L, c, st, "POST", "/images/create", 0);
 	/* the answer is a stream of JSON progress lines; errors come with 200 */
 	char id[128] = "";
-	const char *p = c->resp.p ? c->resp.p : "";
-	while (*p) {
-		const char *nl = strchr(p, '\n');
-		size_t n = nl ? (size_t)(nl - p) : strlen(p);
-		if (n && dk_json_decode(L, p, n) && lua_istable(L, -1)) {
-			int line = lua_gettop(L);
-			lua_getfield(L, line, "error");
-			if (lua_type(L, -1) == LUA_TSTRING) {
-				int em = lua_gettop(L);
-				cork_error_push(L, "bad_request", "docker POST /images/create: %s",
-				                lua_tostring(L, em));
-				lua_pushstring(L, "POST");
-				lua_setfield(L, -2, "method");
-				lua_pushstring(L, "/images/create");
-				lua_setfield(L, -2, "path");
-				lua_pushvalue(L, em);
-				lua_setfield(L, -2, "docker_message");
-				return lua_error(L);
-			}
-			lua_getfield(L, line, "status");
-			const char *sv = lua_tostring(L, -1);
-			if (sv && strncmp(sv, "sha256:", 7) == 0)
-				snprintf(id, sizeof id, "%s", sv);
-			lua_settop(L, line - 1);
-		} else {
-			lua_pop(L, 1);
-		}
-		p += n + (nl ? 1 : 0);
-	}
+	import_answer(L, c, id, sizeof id);
 	lua_createtable(L, 0, 1);
 	if (id[0]) {
 		lua_pushstring(L, id);
