@@ -168,9 +168,13 @@ M.route_fields = {
 }
 M.route_aliases = {path_allowlist = "paths"}
 
--- The scheme and token_ref of a route, whichever form its auth has.
+-- The scheme and token_ref of a route, whichever form its auth has (false:
+-- an auth mapping the validator already refused).
 function M.route_auth(r)
-  if type(r.auth) == "table" then return scheme_of(r.auth.scheme), r.auth.token_ref, "auth" end
+  if type(r.auth) == "table" then
+    for k in pairs(r.auth) do if k ~= "scheme" and k ~= "token_ref" then return false end end
+    return scheme_of(r.auth.scheme) or false, r.auth.token_ref, "auth"
+  end
   return r.auth, r.token_ref, nil
 end
 

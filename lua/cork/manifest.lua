@@ -3,8 +3,9 @@
 -- A bottle declares what one agent may do (env, git upstreams, egress routes,
 -- allowlist, supervise, skills, prompt); an agent file names a bottle and adds
 -- skills, a prompt and git user overrides. Both are YAML files or Markdown
--- files with YAML front matter (the Markdown body is the prompt), in the
--- format bot-bottle uses, so ~/.bot-bottle files load unchanged.
+-- files with YAML front matter (the Markdown body is the prompt). bot-bottle's
+-- own files, every era of its format, load as they are: cork.botbottle holds
+-- their shapes (validated here next to cork's) and turns them into cork's.
 -- docs/manifests.md is the operator's reference; this file is the rules.
 --
 -- Error kinds raised here:
@@ -164,8 +165,9 @@ local route = S.map{
   required = {"host"},
   check = function(r, at)
     local auth, ref, key = botbottle.route_auth(r)
-    auth = type(auth) == "string" and auth or "none"
-    if auth ~= "none" and schema.is_null(ref) then
+    auth = type(auth) == "string" and auth or auth == nil and "none" or nil
+    if not auth then    -- a bad scheme, already reported
+    elseif auth ~= "none" and schema.is_null(ref) then
       at.fail(('auth "%s" needs a token_ref (the host variable holding the token)'):format(auth), key)
     elseif auth == "none" and type(ref) == "string" then
       at.fail("token_ref without auth: say how the token is sent (bearer, token, basic or header:NAME)",

@@ -245,12 +245,13 @@ check = function(ctx, node, v, parent, key, path)
     local keys = {}
     for k in pairs(v) do keys[#keys + 1] = k end
     table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-    local seen = {}
+    local seen, unknown = {}, false
     for _, k in ipairs(keys) do
       local name = type(k) == "string" and (node.aliases and node.aliases[k] or k) or nil
       local field = name and node.fields[name]
       local kp = join_path(path, k)
       if not field then
+        unknown = true
         local hint = M.suggest(type(k) == "string" and k or nil, names)
         ctx:add(v, k, kp, "unknown key" .. (hint and (' (did you mean "' .. hint .. '"?)') or ""))
       elseif seen[name] then
@@ -260,6 +261,9 @@ check = function(ctx, node, v, parent, key, path)
         if not M.is_null(v[k]) then check(ctx, field, v[k], v, k, kp) end
       end
     end
+    -- a misspelt key is most likely the one a rule below would miss: say
+    -- only that (the document fails either way)
+    if unknown then return end
     for _, r in ipairs(node.required or {}) do
       local present = false
       for k, name in pairs(seen) do
