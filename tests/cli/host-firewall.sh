@@ -81,11 +81,14 @@ for shape in plain iptables; do
 	inns "$cork" --json run docker --bottle fw --detach >"$tmp/run.$shape" 2>&1
 	rc=$?
 	slug=$(sed -n 's/.*"slug":"\([^"]*\)".*/\1/p' "$tmp/run.$shape" | head -n 1)
-	check "$shape engine: cork run docker --bottle fw --detach (exit $rc, slug ${slug:-none})" [ "$rc" = 0 ] -a -n "$slug"
+	q="http://docker/containers/json?all=1&filters=%7B%22label%22%3A%5B%22cork.slug%3D${slug:-none}%22%5D%7D"
+	cs=$(curl -sf --unix-socket "$dir/docker.sock" "$q" | grep -o '"Id"' | wc -l)
+	check "$shape engine: cork run docker --bottle fw --detach (exit $rc, slug ${slug:-none}, $cs containers)" \
+		[ "$rc" = 0 -a -n "$slug" -a "$cs" -ge 2 ]
 	[ "$rc" = 0 ] || sed 's/^/#   /' "$tmp/run.$shape" | tail -n 20
 	inns "$cork" -q down "${slug:-none}" >"$tmp/down.$shape" 2>&1
 	rc=$?
-	left=$(curl -sf --unix-socket "$dir/docker.sock" "http://docker/containers/json?all=1&filters=%7B%22label%22%3A%5B%22cork.slug%3D$slug%22%5D%7D")
+	left=$(curl -sf --unix-socket "$dir/docker.sock" "$q")
 	check "$shape engine: cork down leaves no container of the bottle (exit $rc)" [ "$rc" = 0 -a "$left" = "[]" ]
 	CORK_DOCKERD_DIR="$dir" tests/lib/dockerd.sh stop
 	ns=$(echo "$env_out" | sed -n "s/^CORK_DOCKERD_NETNS='\(.*\)'/\1/p")
