@@ -15,7 +15,9 @@
 -- The image carries a content label (cork.bundle.version): an unchanged
 -- build is reused and the run takes a second. --force rebuilds.
 -- --pipelock FILE puts an operator's own pipelock binary in the image, which
--- then runs it in the filter's place.
+-- then runs it in the filter's place (--from-apt). --base REF builds FROM
+-- another bookworm image (one with the packages already builds offline);
+-- --network MODE is the build's network (e.g. host, for apt).
 -- A terminal shows one progress line; --json gives bundle_progress events and
 -- a final bundle event {image, version, reused, seconds, size}.
 local cork = require "cork"
@@ -24,13 +26,19 @@ local args = require "cork.args"
 local bundle = require "cork.bundle"
 
 local USAGE = "cork run bundle [--from-apt] [--name REF] [--force] [--pipelock FILE] [--cache DIR] [--mirror URL]"
+  .. " [--base REF] [--network MODE]"
 local opts, rest = args.parse({ ... }, { from_apt = "boolean", name = "string", force = "boolean",
-  pipelock = "string", cache = "string", mirror = "string", help = "boolean" }, { usage = USAGE })
+  pipelock = "string", cache = "string", mirror = "string", base = "string", network = "string", help = "boolean" },
+  { usage = USAGE })
 if opts.help then print("usage: " .. USAGE); return 0 end
 if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], USAGE)) end
 
 local d = require("cork.docker").connect()
-local o = { name = opts.name, force = opts.force, pipelock = opts.pipelock, cache = opts.cache, mirror = opts.mirror }
+local o = { name = opts.name, force = opts.force, pipelock = opts.pipelock, cache = opts.cache, mirror = opts.mirror,
+  base = opts.base, network = opts.network }
+if opts.from_apt and (opts.base or opts.network) then
+  cork.error("usage", "--base and --network go with the Engine API build, not --from-apt\nusage: " .. USAGE)
+end
 log.step("bundle", { detail = ("building %s (%s)"):format(opts.name or bundle.IMAGE,
   opts.from_apt and "debootstrap + apt" or "Engine API build") })
 local r

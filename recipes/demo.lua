@@ -1,16 +1,26 @@
--- demo: a bottle on the docker recipe (stand-in images) and what its agent can and cannot reach
+-- demo: a bottle on the docker recipe, what its bundle filters, and what its agent can and cannot reach
 --
--- usage: cork run demo
+-- usage: cork run demo [--standin]
 --
 -- README's first command (`make demo` runs it against a private engine when
--- no Docker engine answers). It builds the stand-in images (cork.standin:
--- busybox-static, no registry), launches the stock docker recipe with a
--- bottle embedded below, and lets a scripted agent try, one by one:
+-- no Docker engine answers). It builds the real bundle (cork-bundle:latest,
+-- `cork run bundle --from-apt`: minutes the first time, then cached) and the
+-- stand-in agent image (busybox-static), launches the stock docker recipe
+-- with a bottle embedded below, and lets a scripted agent try, one by one:
 --   its bundle's proxy                        it should reach it
---   a canary container on another network     it should not
+--   an egress route (api.demo)                the real credential is injected
+--                                             on the wire; the agent holds a
+--                                             placeholder
+--   a host off the allowlist (other.demo)     refused by the filter
+--   a secret sent to an allowed host          blocked by the filter's DLP
+--   a canary container on another network     it should not reach it
 --   a canary on the host's loopback           it should not (directly, nor
 --                                             through its network's gateway)
--- Then it tears everything down and checks that nothing is left.
+-- The demo's upstream (api.demo, open.demo, other.demo) is a container of
+-- its own. When the real bundle cannot be built (not root, no debootstrap,
+-- no Debian archive) or with --standin, the demo says so and why, and runs
+-- with the stand-in bundle, which filters nothing: the filtering probes are
+-- then skipped. Then it tears everything down and checks nothing is left.
 -- Traffic goes only to loopback and to the containers this demo creates.
 -- Exit status: 0 the isolation held; 1 a probe that should fail succeeded
 -- (or the agent could not reach its own proxy); the usual codes otherwise.
@@ -24,14 +34,19 @@ local provision = require "cork.provision"
 local recipes = require "cork.recipes"
 local standin = require "cork.standin"
 
-local USAGE = "cork run demo"
-local opts = args.parse({ ... }, { help = "boolean" }, { usage = USAGE })
+local USAGE = "cork run demo [--standin]"
+local opts = args.parse({ ... }, { help = "boolean", standin = "boolean" }, { usage = USAGE })
 if opts.help then print("usage: " .. USAGE); return 0 end
+local bundle = require "cork.bundle"
 
--- The demo's bottle lives here, not in your config dir: the stand-in images,
--- no egress routes (so the agent's first hop is pipelock), no secrets.
-local BOTTLE = ([[
-description: cork's demo bottle (stand-in images; nothing real is filtered)
+-- The demo's bottle lives here, not in your config dir. With the real
+-- bundle: one egress route (api.demo, bearer credential from the demo's own
+-- token, only /v1), one more allowed host (open.demo); the names map to the
+-- demo's upstream container, whose network the filter may dial.
+local function bottle_text(bundle_image, up)
+  if not up then
+    return ([[
+description: cork's demo bottle (the stand-in bundle; nothing is filtered)
 agent:
   provider: custom
   image: %s
@@ -40,7 +55,75 @@ agent:
   home: /home/agent
 bundle:
   image: %s
-]]):format(standin.AGENT, standin.BUNDLE)
+]]):format(standin.AGENT, bundle_image)
+  end
+  return ([[
+description: cork's demo bottle (the real bundle)
+agent:
+  provider: custom
+  image: %s
+  command: [sh]
+  user: agent
+  home: /home/agent
+egress:
+  routes:
+    - { host: api.demo, auth: bearer, token_ref: CORK_DEMO_TOKEN, paths: [/v1] }
+allowlist: [open.demo]
+bundle:
+  image: %s
+  extra_hosts: ["api.demo:%s", "open.demo:%s", "other.demo:%s"]
+  ip_allowlist: ["%s"]
+]]):format(standin.AGENT, bundle_image, up.ip, up.ip, up.ip, up.subnet)
+end
+
+-- The demo's upstream (python3 in the real bundle image): answers each
+-- request with its method, path, and a fingerprint of the Authorization it
+-- got (never the value: the agent reads this answer).
+local UPSTREAM = [[
+import hashlib, http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def go(self):
+        n = int(self.headers.get("content-length") or 0)
+        if n: self.rfile.read(n)
+        a = self.headers.get("authorization")
+        fp = hashlib.sha256(a.encode()).hexdigest()[:12] if a else "none"
+        out = ("upstream %s got %s %s authorization=%s
+" % (self.headers.get("host"), self.command, self.path, fp)).encode()
+        self.send_response(200); self.send_header("content-length", str(len(out))); self.end_headers(); self.wfile.write(out)
+    do_GET = do_POST = go
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 80), H).serve_forever()
+]]
+
+-- The HTTP agent: one request through its proxy (HTTP_PROXY), the answer's
+-- status line and last line.
+local HTTP_AGENT_SCRIPT = [[#!/bin/sh
+# cork demo agent: METHOD URL [HEADER [BODY]] through $HTTP_PROXY
+method=$1; url=$2; header=$3; body=$4
+hp=${HTTP_PROXY#http://}; hp=${hp%/}; host=${hp%:*}; port=${hp##*:}
+hosthdr=${url#http://}; hosthdr=${hosthdr%%/*}
+echo "agent: $method $url${header:+ with $header}${body:+ and a body}"
+req="$method $url HTTP/1.0
+Host: $hosthdr
+"
+[ -n "$header" ] && req="$req$header
+"
+[ -n "$body" ] && req="${req}Content-Length: ${#body}
+"
+out=$(printf "$req
+%s" "$body" | timeout 10 nc "$host" "$port" 2>/dev/null)
+status=$(printf '%s
+' "$out" | head -n 1 | tr -d '
+')
+last=$(printf '%s
+' "$out" | tail -n 1 | tr -d '
+')
+echo "agent: answer: $status"
+echo "agent: body: $last"
+echo "STATUS ${status#* }"
+echo "BODY $last"
+]]
+local HTTP_AGENT_PATH = "/home/agent/demo-http"
 
 -- The scripted agent: tries one address and says what happened. It runs in
 -- the agent container as the agent user; nc because busybox-static's wget
@@ -81,11 +164,55 @@ end
 do
   local s <close> = cork.scope("demo")
 
-  -- 1. Images, built here from busybox-static (kept afterwards: rebuilding
-  --    is skipped while their content label matches).
-  bottle.step("demo-images", "stand-in bundle and agent images")
-  local bundle_image, agent_image = standin.images(d)
-  log.info(("stand-in images ready: %s, %s"):format(bundle_image, agent_image))
+  -- 1. Images: the real bundle (built from Debian packages the first time,
+  --    then reused while its content label matches) and the stand-in agent
+  --    (busybox-static). Without the real bundle, the stand-in, said loudly.
+  bottle.step("demo-images", "the real bundle (cork run bundle --from-apt) and the stand-in agent")
+  local agent_image = standin.agent_image(d)
+  local bundle_image, why
+  if opts.standin then
+    why = "--standin was given"
+  else
+    local ok, r = pcall(bundle.from_apt, d, {})
+    if ok then bundle_image = r.image
+    else why = cork.is_error(r) and r.message or tostring(r) end
+  end
+  if not bundle_image then
+    bundle_image = standin.bundle_image(d)
+    log.warn(("demo: using the STAND-IN bundle %s, which filters nothing, because %s; the filtering "
+      .. "probes are skipped (`cork run bundle --from-apt` as root builds the real one)"):format(bundle_image, why))
+  end
+  local real = bundle_image ~= standin.BUNDLE
+  log.info(("images ready: bundle %s%s, agent %s"):format(bundle_image, real and "" or " (stand-in)", agent_image))
+
+  -- The demo's upstream for the filtering probes, before the launch (the
+  -- bottle names its address); journalled as demo-<id>, so `cork down`
+  -- finds it even after a kill -9.
+  local up
+  if real then
+    local dslug = "demo-" .. run_id
+    local dj = journal.open(dslug, { backend = "docker", bottle = "demo" })
+    s:defer(journal.finish, dslug)
+    local ulabels = { ["cork.slug"] = dslug, ["cork.role"] = "upstream", ["cork.demo"] = run_id }
+    local unet, uname = "cork-" .. dslug .. "-upstream", "cork-" .. dslug .. "-upstream"
+    dj:add("network", unet, { role = "upstream" })
+    s:defer(function() bottle.remove.network(d, unet, dj) end)
+    d:network_create({ name = unet, labels = ulabels })
+    local www = cork.fs.tempdir("cork-demo-upstream")
+    s:defer(cork.fs.remove, www, { recursive = true, missing_ok = true })
+    cork.fs.write(www .. "/upstream.py", UPSTREAM, { mode = tonumber("0644", 8) })
+    cork.proc.run({ "chmod", "0755", www })
+    dj:add("container", uname, { role = "upstream" })
+    s:defer(function() bottle.remove.container(d, uname, dj) end)
+    d:container_create({ name = uname, image = bundle_image, labels = ulabels, networks = { unet },
+      cmd = { "python3", "/srv/upstream.py" }, mounts = { { source = www .. "/upstream.py", target = "/srv/upstream.py" } } })
+    d:container_start(uname)
+    up = { net = unet, ip = d:container_inspect(uname).NetworkSettings.Networks[unet].IPAddress,
+      subnet = d:network_inspect(unet).IPAM.Config[1].Subnet }
+    log.info(("the demo's upstream serves api.demo, open.demo and other.demo at %s (network %s)"):format(up.ip, unet))
+  end
+  local TOKEN = real and ("demo-credential-" .. plan.random_suffix(12)) or nil
+  if TOKEN then log.secret(TOKEN) end
 
   -- 2. The bottle, by the stock docker recipe, detached so the demo can
   --    drive its agent. A provisioning step of the demo's own installs the
@@ -102,11 +229,15 @@ do
   provision.steps:append({ name = "demo-agent", run = function(ctx)
     slug = ctx.slug
     ctx:write(AGENT_PATH, AGENT_SCRIPT, { mode = 493, owner = ctx.provider.user })
+    ctx:write(HTTP_AGENT_PATH, HTTP_AGENT_SCRIPT, { mode = 493, owner = ctx.provider.user })
   end })
-  local rc = recipes.run("docker", { "--detach", { bottle = bottle.inline(BOTTLE, "demo", "<cork demo bottle>.yaml") } })
+  local rc = recipes.run("docker", { "--detach", { bottle = bottle.inline(bottle_text(bundle_image, up), "demo",
+    "<cork demo bottle>.yaml"), env = { CORK_DEMO_TOKEN = TOKEN } } })
   if rc ~= 0 or not slug then cork.error("demo", ("the docker recipe did not leave a bottle (status %s)"):format(rc)) end
   local agent = plan.names(slug).agent
   local j = journal.attach(slug)
+  -- the bundle's way to the demo's upstream
+  if up then d:network_connect(up.net, plan.names(slug).bundle) end
   local internal = d:network_inspect(plan.names(slug).internal_network)
   local gateway = internal.IPAM and internal.IPAM.Config and internal.IPAM.Config[1]
     and internal.IPAM.Config[1].Gateway
@@ -124,7 +255,7 @@ do
   d:network_create({ name = cnet, labels = labels, subnet = sub.subnet, gateway = sub.gateway })
   j:add("container", cname, { role = "canary" })
   s:defer(function() bottle.remove.container(d, cname, j); log.info("removed canary container " .. cname) end)
-  d:container_create({ name = cname, image = bundle_image, labels = labels, init = true,
+  d:container_create({ name = cname, image = standin.bundle_image(d), labels = labels, init = true,
     entrypoint = { "/bin/sh", "-c", 'mkdir -p /tmp/www && echo canary-container > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www' },
     networks = { { name = cnet, ip = sub.bundle_ip } } })
   d:container_start(cname)
@@ -173,20 +304,61 @@ do
     probes[#probes + 1] = { what = "the host loopback canary through its network's gateway", host = gateway,
       port = hport, want = "blocked" }
   end
+  -- what the real bundle filters (HTTP through the agent's proxy, egress)
+  local PLACEHOLDER = "Authorization: Bearer placeholder-the-agent-holds"
+  local function fp(v)
+    local r = cork.proc.run({ "sha256sum" }, { stdin = v })
+    return r.stdout:sub(1, 12)
+  end
+  if real then
+    probes[#probes + 1] = { what = "the egress route api.demo/v1 (the agent sends a placeholder)", http = true,
+      args = { "GET", "http://api.demo/v1/models", PLACEHOLDER }, want = "200",
+      check = function(body) return body:find("authorization=" .. fp("Bearer " .. TOKEN), 1, true) ~= nil end,
+      said = "the upstream got the route's real credential (fingerprint " .. fp("Bearer " .. TOKEN)
+        .. "), not the placeholder (" .. fp(PLACEHOLDER:match(": (.*)")) .. ")" }
+    probes[#probes + 1] = { what = "a path the route does not allow (api.demo/admin)", http = true,
+      args = { "GET", "http://api.demo/admin" }, want = "403" }
+    probes[#probes + 1] = { what = "a host off the allowlist (other.demo)", http = true,
+      args = { "GET", "http://other.demo/" }, want = "403" }
+    probes[#probes + 1] = { what = "an allowed host (open.demo)", http = true,
+      args = { "GET", "http://open.demo/hello" }, want = "200" }
+    probes[#probes + 1] = { what = "a secret sent to the allowed host (an AWS key in the body)", http = true,
+      args = { "POST", "http://open.demo/upload", "Content-Type: text/plain", "key=AKIA" .. string.rep("X", 16) },
+      want = "403" }
+  end
   for i, pr in ipairs(probes) do
-    local r = d:exec(agent, { "sh", AGENT_PATH, pr.what, pr.host, tostring(pr.port) }, { user = "agent" })
-    local got = r.stdout:match("RESULT (%a+)") or "error"
-    for line in r.stdout:gmatch("[^\n]+") do
-      if not line:match("^RESULT ") then log.info(line) end
-    end
-    local good = got == pr.want
-    local verdict
-    if good then
-      verdict = pr.want == "reached" and "ok: reachable, as it should be" or "ok: blocked, as it should be"
-    elseif pr.want == "reached" then
-      verdict = "FAIL: the agent cannot reach its own proxy"
+    local good, got, verdict
+    if pr.http then
+      local argv = { "sh", HTTP_AGENT_PATH }
+      for _, a in ipairs(pr.args) do argv[#argv + 1] = a end
+      local r = d:exec(agent, argv, { user = "agent" })
+      got = r.stdout:match("STATUS (%d+)") or "error"
+      local body = r.stdout:match("BODY ([^\n]*)") or ""
+      for line in r.stdout:gmatch("[^\n]+") do
+        if not line:match("^STATUS ") and not line:match("^BODY ") then log.info(line) end
+      end
+      good = got == pr.want and (not pr.check or pr.check(body))
+      if good then
+        verdict = pr.want == "200" and ("ok: through" .. (pr.said and (", and " .. pr.said) or ""))
+          or "ok: refused by the bundle, as it should be"
+      else
+        verdict = ("WRONG: wanted %s, got %s"):format(pr.want, got)
+      end
+      pr.host, pr.port = pr.args[2], 80
     else
-      verdict = "LEAK: the agent reached what it must not"
+      local r = d:exec(agent, { "sh", AGENT_PATH, pr.what, pr.host, tostring(pr.port) }, { user = "agent" })
+      got = r.stdout:match("RESULT (%a+)") or "error"
+      for line in r.stdout:gmatch("[^\n]+") do
+        if not line:match("^RESULT ") then log.info(line) end
+      end
+      good = got == pr.want
+      if good then
+        verdict = pr.want == "reached" and "ok: reachable, as it should be" or "ok: blocked, as it should be"
+      elseif pr.want == "reached" then
+        verdict = "FAIL: the agent cannot reach its own proxy"
+      else
+        verdict = "LEAK: the agent reached what it must not"
+      end
     end
     results[i] = { what = pr.what, host = pr.host, port = pr.port, want = pr.want, got = got, ok = good }
     log.event("demo_probe", { index = i, what = pr.what, want = pr.want, got = got, ok = good })
@@ -202,7 +374,7 @@ end
 --    canaries, no state dir.
 local left = {}
 if slug then
-  for _, f in ipairs({ "cork.slug=" .. slug, "cork.demo=" .. run_id }) do
+  for _, f in ipairs({ "cork.slug=" .. slug, "cork.demo=" .. run_id, "cork.slug=demo-" .. run_id }) do
     for _, c in ipairs(d:containers({ all = true, filters = { label = { f } } })) do
       left[#left + 1] = "container " .. ((c.Names or {})[1] or c.Id)
     end
@@ -213,15 +385,15 @@ end
 local leaks, broken = 0, 0
 for _, r in ipairs(results) do
   if not r.ok then
-    if r.want == "blocked" then leaks = leaks + 1 else broken = broken + 1 end
+    if r.want == "blocked" or r.want == "403" then leaks = leaks + 1 else broken = broken + 1 end
   end
 end
 log.event("demo_result", { slug = slug, probes = #results, leaks = leaks, broken = broken, left = left })
 if #left > 0 then
   log.warn("left behind: " .. table.concat(left, ", "))
 else
-  log.info(("left behind: nothing (the images %s and %s stay; remove them with "
-    .. "`docker image rm %s %s`)"):format(standin.BUNDLE, standin.AGENT, standin.BUNDLE, standin.AGENT))
+  log.info(("left behind: nothing (the images %s, %s and %s stay; remove them with "
+    .. "`docker image rm`)"):format(bundle.IMAGE, standin.BUNDLE, standin.AGENT))
 end
 if leaks == 0 and broken == 0 and #left == 0 then
   log.info(("isolation held: %d of %d probes as expected; everything torn down"):format(#results, #results))

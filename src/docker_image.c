@@ -1,8 +1,10 @@
 /*
- * docker_image.c: cork.docker's image import: a rootfs tar streamed from a
- * path or an open Lua file to POST /images/create, and its answer (a stream
- * of JSON progress lines) read for the image id or Docker's error. The other
- * image, network and container calls are built in lua/cork/docker.lua.
+ * docker_image.c: cork.docker's image import and build: a tar streamed
+ * from a path or an open Lua file (a rootfs to POST /images/create, a build
+ * context to POST /build), and the answer (a stream of JSON lines) read for
+ * the image id or Docker's error; a build's lines are decoded and handed to
+ * the caller as they arrive. The other image, network and container calls
+ * are built in lua/cork/docker.lua.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -144,7 +146,188 @@ static int docker_image_import(lua_State *L)
 	return 1;
 }
 
+/* ---- build ------------------------------------------------------------------ */
+
+static const char *const build_opts[] = {"tag", "dockerfile", "labels", "buildargs", "nocache", "pull",
+                                         "network", "timeout", "stream", NULL};
+
+/* A map option (labels, buildargs) as a JSON object in the query. */
+static void add_map_param(lua_State *L, luaL_Buffer *b, int oi, const char *key, const char *param)
+{
+	lua_getfield(L, oi, key);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	int t = lua_gettop(L);
+	for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1))
+		if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "option '%s' must map strings to strings", key);
+	dk_json_encode(L, t);
+	size_t n;
+	const char *js = lua_tolstring(L, -1, &n);
+	lua_remove(L, t);
+	/* the buffer's own slot sits below: add through a copy */
+	lua_pushfstring(L, "&%s=", param);
+	luaL_addvalue(b);
+	dk_add_escaped(b, js, n);
+	lua_pop(L, 1);
+}
+
+/* One line of POST /build's answer: decoded; an error line raises
+ * bad_request; an aux line with an ID is the image id. Handed to stream. */
+static void build_line(lua_State *L, const char *s, size_t n, int stream, char *id, size_t cap)
+{
+	if (n == 0 || !dk_json_decode(L, s, n) || !lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	int line = lua_gettop(L);
+	lua_getfield(L, line, "aux");
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "ID");
+		if (lua_type(L, -1) == LUA_TSTRING)
+			snprintf(id, cap, "%s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	if (stream) {
+		lua_pushvalue(L, stream);
+		lua_pushvalue(L, line);
+		lua_call(L, 1, 0);
+	}
+	lua_getfield(L, line, "error");
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		int em = lua_gettop(L);
+		cork_error_push(L, "bad_request", "docker POST /build: %s", lua_tostring(L, em));
+		lua_pushstring(L, "POST");
+		lua_setfield(L, -2, "method");
+		lua_pushstring(L, "/build");
+		lua_setfield(L, -2, "path");
+		lua_pushvalue(L, em);
+		lua_setfield(L, -2, "docker_message");
+		lua_error(L);
+	}
+	lua_settop(L, line - 1);
+}
+
+/* The function perform calls with each raw line while the answer arrives:
+ * upvalues stream (or nil), and a userdata holding the id buffer. */
+static int build_line_cb(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n);
+	int stream = lua_isnil(L, lua_upvalueindex(1)) ? 0 : lua_upvalueindex(1);
+	char *id = lua_touserdata(L, lua_upvalueindex(2));
+	build_line(L, s, n, stream, id, 128);
+	return 0;
+}
+
+/* d:image_build(context[, {tag, dockerfile, labels, buildargs, nocache, pull,
+ * network, timeout, stream}]) -> {id=} */
+static int docker_image_build(lua_State *L)
+{
+	client *c = dk_check_client(L, 1);
+	FILE *fp = NULL;
+	const char *path = NULL;
+	luaL_Stream *ls = luaL_testudata(L, 2, LUA_FILEHANDLE);
+	if (ls) {
+		luaL_argcheck(L, ls->closef != NULL && ls->f, 2, "closed file");
+		fp = ls->f;
+	} else {
+		path = luaL_checkstring(L, 2);
+	}
+	int oi = lua_isnoneornil(L, 3) ? 0 : 3;
+	if (oi)
+		cork_check_options(L, oi, build_opts);
+	const char *tag = cork_opt_string(L, oi, "tag", NULL);
+	const char *dockerfile = cork_opt_string(L, oi, "dockerfile", NULL);
+	const char *network = cork_opt_string(L, oi, "network", NULL);
+	int nocache = oi ? cork_opt_boolean(L, oi, "nocache", 0) : 0;
+	int pull = oi ? cork_opt_boolean(L, oi, "pull", 0) : 0;
+	double t = cork_opt_number(L, oi, "timeout", 0);
+	lua_settop(L, 3);
+	if (oi)
+		lua_getfield(L, oi, "stream");
+	else
+		lua_pushnil(L);
+	luaL_argcheck(L, lua_isnil(L, 4) || lua_isfunction(L, 4), 3, "'stream' must be a function");
+	/* 5: the id buffer (a userdata: freed by the GC whatever raises) */
+	char *id = lua_newuserdatauv(L, 128, 0);
+	id[0] = '\0';
+	/* 6: the query path */
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	luaL_addstring(&b, "/build?rm=1&forcerm=1");
+	if (tag) {
+		luaL_addstring(&b, "&t=");
+		dk_add_escaped(&b, tag, strlen(tag));
+	}
+	if (dockerfile) {
+		luaL_addstring(&b, "&dockerfile=");
+		dk_add_escaped(&b, dockerfile, strlen(dockerfile));
+	}
+	if (network) {
+		luaL_addstring(&b, "&networkmode=");
+		dk_add_escaped(&b, network, strlen(network));
+	}
+	if (nocache)
+		luaL_addstring(&b, "&nocache=1");
+	if (pull)
+		luaL_addstring(&b, "&pull=1");
+	if (oi) {
+		add_map_param(L, &b, oi, "labels", "labels");
+		add_map_param(L, &b, oi, "buildargs", "buildargs");
+	}
+	luaL_pushresult(&b);
+	const char *qpath = lua_tostring(L, 6);
+	/* 7: the line callback */
+	lua_pushvalue(L, 4);
+	lua_pushvalue(L, 5);
+	lua_pushcclosure(L, build_line_cb, 2);
+	if (c->upload) {
+		fclose(c->upload);
+		c->upload = NULL;
+	}
+	if (path) {
+		fp = fopen(path, "rb");
+		if (!fp)
+			cork_raise(L, cork_errno_kind(errno), "image_build: %s: %s", path, strerror(errno));
+		c->upload = fp;
+	}
+	struct stat sb;
+	curl_off_t size = -1;
+	if (fstat(fileno(fp), &sb) == 0 && S_ISREG(sb.st_mode) && ftello(fp) >= 0)
+		size = (curl_off_t)(sb.st_size - ftello(fp));
+	long timeout_ms = t > 0 ? (long)(t * 1000) : c->timeout_ms * 30;
+	c->line_fn = 7;
+	c->line_off = 0;
+	/* perform clears line_fn when the transfer ends, also when it raises */
+	long st = dk_perform_io(L, c, "POST", qpath, NULL, 0, c->hdr_tar, timeout_ms, fp, size, NULL);
+	if (c->upload) {
+		fclose(c->upload);
+		c->upload = NULL;
+	}
+	if (!dk_status_kind_ok(st))
+		dk_raise_status(L, c, st, "POST", "/build", 0);
+	/* the lines that arrived with the end of the transfer */
+	while (c->resp.p && c->line_off < c->resp.n) {
+		const char *s0 = c->resp.p + c->line_off;
+		const char *nl = memchr(s0, '\n', c->resp.n - c->line_off);
+		size_t n = nl ? (size_t)(nl - s0) : c->resp.n - c->line_off;
+		c->line_off += n + (nl ? 1 : 0);
+		build_line(L, s0, n, lua_isnil(L, 4) ? 0 : 4, id, 128);
+	}
+	lua_createtable(L, 0, 1);
+	if (id[0]) {
+		lua_pushstring(L, id);
+		lua_setfield(L, -2, "id");
+	}
+	return 1;
+}
+
 const luaL_Reg dk_image_methods[] = {
 	{"image_import", docker_image_import},
+	{"image_build", docker_image_build},
 	{NULL, NULL}
 };

@@ -481,6 +481,25 @@ static int multi_run(lua_State *L, client *c, struct sink *out, CURLcode *rc)
 		}
 		if (cork_interrupt_pending(L))
 			return 1;
+		if (c->line_fn) {
+			/* each complete line of the answer, as it arrives; the
+			 * function runs protected, like progress below */
+			int pst = LUA_OK;
+			while (pst == LUA_OK && c->resp.p && c->line_off < c->resp.n) {
+				const char *st0 = c->resp.p + c->line_off;
+				const char *nl = memchr(st0, '\n', c->resp.n - c->line_off);
+				if (!nl)
+					break;
+				lua_pushvalue(L, c->line_fn);
+				lua_pushlstring(L, st0, (size_t)(nl - st0));
+				c->line_off += (size_t)(nl - st0) + 1;
+				c->busy = 1;
+				pst = lua_pcall(L, 1, 0, 0);
+				c->busy = 0;
+			}
+			if (pst != LUA_OK)
+				return 2;
+		}
 		if (out && out->progress && out->bytes > 0 && mono_now() - last >= 1.0) {
 			/* the progress function runs protected: its error (or an
 			 * interrupt it meets) ends the transfer and is raised by
@@ -521,6 +540,7 @@ long dk_perform_io(lua_State *L, client *c, const char *method, const char *path
 	CURLcode rc;
 	curl_multi_add_handle(c->multi, c->easy);
 	int stop = multi_run(L, c, out, &rc);
+	c->line_fn = 0; /* one call's: never seen by the next, whatever raises below */
 	int interrupted = stop == 1, cb_failed = stop == 2;
 	long status = 0, oserr = 0;
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);

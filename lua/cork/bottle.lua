@@ -38,8 +38,16 @@ function M.parse(argv, backend, extra_usage)
   if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], usage)) end
   if given then
     for k in pairs(given) do
-      if k ~= "bottle" then cork.error("usage", ("unknown launch option table key '%s' (known: bottle)"):format(k)) end
+      if k ~= "bottle" and k ~= "env" then
+        cork.error("usage", ("unknown launch option table key '%s' (known: bottle, env)"):format(k))
+      end
     end
+    -- env: where the bottle's egress tokens are read (a table), instead of
+    -- cork's own environment
+    if given.env ~= nil and type(given.env) ~= "table" then
+      cork.error("usage", "a launch option table's env must be a table of strings")
+    end
+    opts.env = given.env
     if type(given.bottle) ~= "table" or not given.bottle.inline then
       cork.error("usage", "a launch option table's bottle must come from cork.bottle.inline(text, name)")
     end

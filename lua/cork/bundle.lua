@@ -276,12 +276,62 @@ function M.from_apt(d, o)
   return { image = name, version = version, reused = false, seconds = secs, size = info.Size, id = r.id }
 end
 
--- build(d, o): the Engine API build path (FROM debian:bookworm-slim).
+-- context(dir) -> path of a build context tar: the Dockerfile, the package
+-- list, setup.sh and the daemons, made here from the embedded sources.
+function M.context(dir)
+  local root = dir .. "/context"
+  cork.fs.mkdir(root, tonumber("0755", 8))
+  local files = {}
+  for _, f in ipairs(M.BUILD_FILES) do files[#files + 1] = f end
+  for _, f in ipairs(M.DAEMON_FILES) do files[#files + 1] = f end
+  for _, f in ipairs(files) do cork.fs.write(root .. "/" .. f, M.asset(f), { mode = tonumber("0644", 8) }) end
+  local tar = dir .. "/context.tar"
+  local argv = { "tar", "-C", root, "--owner=0", "--group=0", "--numeric-owner", "-cf", tar }
+  for _, f in ipairs(files) do argv[#argv + 1] = f end
+  run(argv)
+  return tar
+end
+
+-- build(d, o): the Engine API build (the Dockerfile, FROM debian:bookworm-slim
+-- or o.base), its output decoded and shown as it arrives. Same label and
+-- reuse rule as from_apt. o = {name, force, base, network, progress, timeout}.
 function M.build(d, o)
-  if not d.image_build then
-    cork.error("unsupported", "this cork has no Engine API build (cork.docker image_build): use --from-apt")
+  o = o or {}
+  local name = o.name or M.IMAGE
+  local t0 = cork.time()
+  local version = M.version({ pipelock = o.pipelock, suite = o.suite, mirror = "dockerfile:" .. (o.base or "default") })
+  local cur, old = M.current(d, name, version)
+  if cur and not o.force then
+    log.info(("%s is current (%s)"):format(name, version), { image = name, version = version, reused = true })
+    return { image = name, version = version, reused = true, seconds = 0, size = cur.Size, id = cur.Id }
   end
-  return M.from_context(d, o)
+  if o.pipelock then
+    cork.error("unsupported", "--pipelock goes with --from-apt (the Dockerfile build takes no extra files)")
+  end
+  local progress = progress_fn(o)
+  local s <close> = cork.scope("bundle build")
+  local tmp = cork.fs.tempdir("cork-bundle-context")
+  s:defer(cork.fs.remove, tmp, { recursive = true, missing_ok = true })
+  local tar = M.context(tmp)
+  local step
+  local r = d:image_build(tar, { tag = name, labels = { [M.LABEL] = version }, network = o.network,
+    buildargs = o.base and { BASE = o.base } or nil, timeout = o.timeout or 3600,
+    stream = function(m)
+      local text = type(m.stream) == "string" and m.stream:gsub("%s+$", "") or nil
+      if text and text ~= "" then
+        step = text:match("^(Step %d+/%d+)") or step
+        progress(step or "build", text)
+      elseif type(m.status) == "string" then
+        progress(step or "build", m.status)
+      end
+    end })
+  progress(step or "build", "done", true)
+  if old and old.Id ~= r.id then pcall(d.image_remove, d, old.Id) end
+  local info = image_info(d, name) or {}
+  local secs = cork.time() - t0
+  log.info(("%s built in %.0f s (%.0f MB)"):format(name, secs, (info.Size or 0) / 1e6),
+    { image = name, version = version, seconds = secs, size = info.Size })
+  return { image = name, version = version, reused = false, seconds = secs, size = info.Size, id = r.id }
 end
 
 return M

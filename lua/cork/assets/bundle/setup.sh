@@ -5,10 +5,16 @@
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs=$(grep -v '^[[:space:]]*#' "$1" | tr -s ' \n' ' ')
-apt-get update -q
 # shellcheck disable=SC2086 # one package per word
-apt-get install -y -q --no-install-recommends $pkgs
-apt-get clean
+if dpkg-query -W -f '${Status}\n' $pkgs 2>/dev/null | grep -qv '^install ok installed$' ||
+	[ "$(dpkg-query -W -f '${Status}\n' $pkgs 2>/dev/null | wc -l)" -ne "$(echo $pkgs | wc -w)" ]; then
+	apt-get update -q
+	# shellcheck disable=SC2086
+	apt-get install -y -q --no-install-recommends $pkgs
+	apt-get clean
+else
+	echo "setup: the packages are installed already; no apt"
+fi
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc/* /usr/share/man/* /usr/share/info/* \
 	/var/log/apt/* /var/log/dpkg.log /var/cache/debconf/*-old
 find /usr/share/locale -mindepth 1 -maxdepth 1 ! -name 'C.*' -exec rm -rf {} +
