@@ -87,8 +87,7 @@ class H(http.server.BaseHTTPRequestHandler):
         if n: self.rfile.read(n)
         a = self.headers.get("authorization")
         fp = hashlib.sha256(a.encode()).hexdigest()[:12] if a else "none"
-        out = ("upstream %s got %s %s authorization=%s
-" % (self.headers.get("host"), self.command, self.path, fp)).encode()
+        out = ("upstream %s got %s %s authorization=%s\n" % (self.headers.get("host"), self.command, self.path, fp)).encode()
         self.send_response(200); self.send_header("content-length", str(len(out))); self.end_headers(); self.wfile.write(out)
     do_GET = do_POST = go
     def log_message(self, *a): pass
@@ -98,26 +97,19 @@ http.server.ThreadingHTTPServer(("0.0.0.0", 80), H).serve_forever()
 -- The HTTP agent: one request through its proxy (HTTP_PROXY), the answer's
 -- status line and last line.
 local HTTP_AGENT_SCRIPT = [[#!/bin/sh
-# cork demo agent: METHOD URL [HEADER [BODY]] through $HTTP_PROXY
+# cork demo agent: METHOD URL [HEADER] [BODY], through $HTTP_PROXY
 method=$1; url=$2; header=$3; body=$4
 hp=${HTTP_PROXY#http://}; hp=${hp%/}; host=${hp%:*}; port=${hp##*:}
 hosthdr=${url#http://}; hosthdr=${hosthdr%%/*}
 echo "agent: $method $url${header:+ with $header}${body:+ and a body}"
-req="$method $url HTTP/1.0
-Host: $hosthdr
-"
-[ -n "$header" ] && req="$req$header
-"
-[ -n "$body" ] && req="${req}Content-Length: ${#body}
-"
-out=$(printf "$req
-%s" "$body" | timeout 10 nc "$host" "$port" 2>/dev/null)
-status=$(printf '%s
-' "$out" | head -n 1 | tr -d '
-')
-last=$(printf '%s
-' "$out" | tail -n 1 | tr -d '
-')
+req="$method $url HTTP/1.0\r\nHost: $hosthdr\r\n"
+[ -n "$header" ] && req="$req$header\r\n"
+[ -n "$body" ] && req="${req}Content-Length: ${#body}\r\n"
+# stdin stays open a while: busybox nc ends its sending side at EOF, which
+# mitmproxy takes for the client going away before the answer
+out=$( (printf "$req\r\n%s" "$body"; sleep 4) | timeout 10 nc "$host" "$port" 2>/dev/null)
+status=$(printf '%s\n' "$out" | head -n 1 | tr -d '\r')
+last=$(printf '%s\n' "$out" | tail -n 1 | tr -d '\r')
 echo "agent: answer: $status"
 echo "agent: body: $last"
 echo "STATUS ${status#* }"
@@ -153,6 +145,7 @@ if not ok_ping then
 end
 local run_id = plan.random_suffix(6)
 local results, slug = {}, nil
+local demo_bundle, demo_real
 
 local function http_get_host(host, port)
   local bb = standin.busybox()
@@ -183,6 +176,7 @@ do
       .. "probes are skipped (`cork run bundle --from-apt` as root builds the real one)"):format(bundle_image, why))
   end
   local real = bundle_image ~= standin.BUNDLE
+  demo_bundle, demo_real = bundle_image, real
   log.info(("images ready: bundle %s%s, agent %s"):format(bundle_image, real and "" or " (stand-in)", agent_image))
 
   -- The demo's upstream for the filtering probes, before the launch (the
@@ -293,6 +287,17 @@ do
   if not hport then cork.error("demo", "could not start the host loopback canary (busybox httpd)") end
   log.info(("host canary serves on 127.0.0.1:%d (checked from the host)"):format(hport))
 
+  -- The real bundle's daemons take seconds to listen (the launch does not
+  -- wait for them): the agent's first probe waits until its proxy answers.
+  if real then
+    local deadline = cork.time() + 90
+    repeat
+      local r = d:exec(agent, { "sh", AGENT_PATH, "its bundle's proxy (waiting for it)", "proxy", "0" }, { user = "agent" })
+      if r.stdout:find("RESULT reached", 1, true) then break end
+      cork.sleep(0.5)
+    until cork.time() > deadline
+  end
+
   -- 4. The scripted agent, probe by probe; the verdict is the demo's.
   bottle.step("demo-probes", "what the agent can reach, and what it cannot")
   local probes = {
@@ -388,7 +393,8 @@ for _, r in ipairs(results) do
     if r.want == "blocked" or r.want == "403" then leaks = leaks + 1 else broken = broken + 1 end
   end
 end
-log.event("demo_result", { slug = slug, probes = #results, leaks = leaks, broken = broken, left = left })
+log.event("demo_result", { slug = slug, probes = #results, leaks = leaks, broken = broken, left = left,
+  bundle = demo_bundle, real_bundle = demo_real })
 if #left > 0 then
   log.warn("left behind: " .. table.concat(left, ", "))
 else

@@ -14,7 +14,7 @@ test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-l
 case "${1:-all}" in
 	build) want=$build ;;
 	test) want=$test ;;
-	demo) want="$build busybox-static docker.io curl ca-certificates" ;;
+	demo) want="$build busybox-static docker.io curl ca-certificates debootstrap" ;;
 	nvim) want="neovim" ;;
 	all) want="$build $test" ;;
 	*) echo "usage: tools/deps.sh [build|test|demo|nvim|all]" >&2; exit 2 ;;

@@ -68,10 +68,10 @@ end
 R.decode = decode
 
 -- Run cork to completion.
-function R.cork(h, argv, extra_env)
+function R.cork(h, argv, extra_env, timeout)
   local a = { R.bin, "--json" }
   for _, x in ipairs(argv) do a[#a + 1] = x end
-  local r = cork.proc.run(a, { env = merge(h.env, extra_env), timeout = 120 })
+  local r = cork.proc.run(a, { env = merge(h.env, extra_env), timeout = timeout or 120 })
   r.events = decode(r.stdout)
   return r
 end

@@ -115,11 +115,47 @@ def mitmdump(port, conf, home, script, opts, mode=None):
     return argv
 
 
+def operator_pipelock_config(home, uid=None, gid=None):
+    """The operator's pipelock reads a copy of pipelock.yaml whose CA paths
+    point at copies it can read (the mounted key is 0600, another uid's);
+    written again before each SIGHUP is passed on, so reloads see the live
+    file. uid/gid: write as the daemon (its home is its own by then)."""
+    import yaml
+    with open(PL_CONF) as f:
+        c = yaml.safe_load(f) or {}
+    tls = c.get("tls_interception") or {}
+    files = {}
+    for k, src in (("ca_cert", PL_CA), ("ca_key", PL_KEY)):
+        if os.path.exists(src):
+            dst = os.path.join(home, os.path.basename(src))
+            files[dst] = read_owned(src)
+            tls[k] = dst
+    if tls:
+        c["tls_interception"] = tls
+    path = os.path.join(home, "pipelock.yaml")
+    files[path] = yaml.safe_dump(c, sort_keys=True).encode()
+    if uid is not None:
+        os.setegid(gid)
+        os.seteuid(uid)
+    try:
+        for dst, data in files.items():
+            tmp = dst + ".new"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o600)
+            os.rename(tmp, dst)
+    finally:
+        if uid is not None:
+            os.seteuid(0)
+            os.setegid(0)
+    return path
+
+
 def plan_pipelock():
     home, pw = home_of("pipelock")
     env = dict(BASE_ENV, HOME=home)
     if os.access(PIPELOCK_BIN, os.X_OK):
-        return [PIPELOCK_BIN, "run", "--config", PL_CONF], env, pw, home
+        return [PIPELOCK_BIN, "run", "--config", operator_pipelock_config(home)], env, pw, home
     conf = mitm_conf("pipelock", PL_CA, PL_KEY, pw, home)
     return mitmdump(8888, conf, home, "filter.py", {"cork_config": PL_CONF}), env, pw, home
 
@@ -228,7 +264,17 @@ def main():
         for n in names:
             signal_as(n, sig)
 
-    signal.signal(signal.SIGHUP, lambda s, f: (say(event="sighup"), forward(signal.SIGHUP, ["pipelock", "egress"])))
+    def on_hup(signum, frame):
+        say(event="sighup")
+        if "pipelock" in procs and os.access(PIPELOCK_BIN, os.X_OK):
+            try:
+                uid = uids["pipelock"]
+                operator_pipelock_config(os.path.join(RUN, "pipelock"), uid, pwd.getpwuid(uid).pw_gid)
+            except Exception as e:  # the old copy stays; pipelock keeps its config
+                say(event="reload_copy_failed", error=str(e))
+        forward(signal.SIGHUP, ["pipelock", "egress"])
+
+    signal.signal(signal.SIGHUP, on_hup)
     signal.signal(signal.SIGTERM, lambda s, f: (stopping.append(1), forward(signal.SIGTERM, list(procs))))
     signal.signal(signal.SIGINT, lambda s, f: (stopping.append(1), forward(signal.SIGTERM, list(procs))))
     for d in wanted:
