@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -406,6 +407,7 @@ static int proc_run(lua_State *L)
 	lua_Integer max_output;
 	struct outbuf *bo, *be;
 	struct spawn_req r;
+	struct rusage ru = {0};
 	pid_t pid;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -488,7 +490,7 @@ static int proc_run(lua_State *L)
 		if (perr[0] >= 0) { fds[nf].fd = perr[0]; fds[nf].events = POLLIN; nf++; }
 		if (pin[1] >= 0) { fds[nf].fd = pin[1]; fds[nf].events = POLLOUT; nf++; }
 		npipes = nf;
-		if (!exited && waitpid(pid, &st, WNOHANG) == pid)
+		if (!exited && wait4(pid, &st, WNOHANG, &ru) == pid)
 			exited = 1;
 		if (exited && npipes == 0)
 			break;
@@ -557,8 +559,17 @@ static int proc_run(lua_State *L)
 	if (interactive && cork_interrupt_pending(L) && cork_interrupt_signal(L) == SIGINT)
 		cork_clear_interrupt(L);
 
-	lua_createtable(L, 0, 6);
+	lua_createtable(L, 0, 7);
 	push_status(L, st);
+	/* what the child (and the children it waited for) used */
+	lua_createtable(L, 0, 3);
+	lua_pushnumber(L, (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6);
+	lua_setfield(L, -2, "user");
+	lua_pushnumber(L, (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+	lua_setfield(L, -2, "system");
+	lua_pushinteger(L, (lua_Integer)ru.ru_maxrss);
+	lua_setfield(L, -2, "max_rss");
+	lua_setfield(L, -2, "rusage");
 	lua_pushlstring(L, bo->data ? bo->data : "", bo->len);
 	lua_setfield(L, -2, "stdout");
 	lua_pushlstring(L, be->data ? be->data : "", be->len);
