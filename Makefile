@@ -149,7 +149,9 @@ fuzz:
 check-docs:
 	$(Q)tests/cli/docs.sh
 
-bench: all
+bench:
+	$(Q)tools/deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run-all $(BUILD)
 
 deps:
