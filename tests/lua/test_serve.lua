@@ -174,6 +174,14 @@ r = s:request("att", "attach_command", { slug = slug })
 T.same(r and r.result, { slug = slug, argv = { "echo", "attached", slug } }, "attach_command: the argv to run")
 r = s:request("att2", "attach_command", { slug = "no-such-bottle" })
 T.is(r and r.error and r.error.kind, "not_found", "attach_command of an unknown bottle: not_found")
+-- supervise_pending: a request in the bottle's queue keeps its own id
+fs.mkdir(state .. "/cork/" .. slug .. "/supervise/queue", tonumber("0700", 8))
+fs.write(state .. "/cork/" .. slug .. "/supervise/queue/q1.json",
+  '{"id":"q1","kind":"allowlist","host":"pypi.org","justification":"pip","created":1}')
+r = s:request("svp", "supervise_pending", { slug = slug })
+local q = r and r.result and r.result.requests and r.result.requests[1]
+T.is(q and q.id, "q1", "supervise_pending: the request's own id is in the result")
+T.is(q and q.host, "pypi.org", "supervise_pending: and its fields")
 r = s:request("down", "down", { slugs = { slug } })
 T.is(r and r.result and r.result.down and r.result.down[1] and r.result.down[1].slug, slug, "down: result")
 T.ok(not fs.exists(state .. "/cork/" .. slug), "down: the bottle's state is gone")
