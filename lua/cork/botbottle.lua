@@ -40,10 +40,14 @@ local function ipv4_ok(s)
   return true
 end
 
+-- An address or prefix for the SSRF allowlist: IPv4 with or without /n, or
+-- an IPv6 prefix (as bundle.ip_allowlist takes them).
 local function cidr_ok(s)
   local ip, n = s:match("^([%d.]+)/(%d+)$")
   if not ip then ip, n = s, "32" end
-  return ipv4_ok(ip) and tonumber(n) <= 32
+  if ipv4_ok(ip) and tonumber(n) <= 32 then return true end
+  local ip6, n6 = s:match("^([%x:]+)/(%d+)$")
+  return ip6 ~= nil and ip6:find(":") ~= nil and tonumber(n6) <= 128
 end
 
 local function host_key_check(k)
@@ -147,7 +151,7 @@ M.route_fields = {
   pipelock = S.map{fields = {
     tls_passthrough = S.boolean,
     ssrf_ip_allowlist = S.list(S.string{check = function(v, at)
-      if not cidr_ok(v) then at.fail(("%q is not an IPv4 address or CIDR"):format(v)) end
+      if not cidr_ok(v) then at.fail(("%q is not an address or CIDR"):format(v)) end
     end}),
   }},
   matches = S.list(S.map{fields = {
@@ -367,6 +371,20 @@ function Tr:agent(doc)
   self:set(doc, "agent", a, "agent_provider")
 end
 
+-- The routes' pipelock.ssrf_ip_allowlist entries, together, become
+-- bundle.ip_allowlist (the filter's one SSRF allowlist), after any the file
+-- gives there itself.
+function Tr:ssrf_allowlist(doc)
+  if #self.ssrf == 0 then return end
+  if type(doc.bundle) ~= "table" then self:set(doc, "bundle", {}, "egress") end
+  local list, seen = doc.bundle.ip_allowlist or {}, {}
+  for _, c in ipairs(list) do seen[c] = true end
+  for _, c in ipairs(self.ssrf) do
+    if not seen[c] then seen[c] = true; list[#list + 1] = c end
+  end
+  doc.bundle.ip_allowlist = list
+end
+
 function Tr:route(r, path)
   if type(r.auth) == "table" then
     local a = r.auth
@@ -377,9 +395,8 @@ function Tr:route(r, path)
   local pl = r.pipelock
   if type(pl) == "table" then
     if pl.tls_passthrough ~= nil then self:set(r, "tls_passthrough", pl.tls_passthrough, "pipelock") end
-    if pl.ssrf_ip_allowlist then
-      self:warn(pl, "ssrf_ip_allowlist", path .. ".pipelock.ssrf_ip_allowlist", "cork's filter takes no SSRF "
-        .. "allowlist from a bottle yet; internal addresses stay refused")
+    for _, c in ipairs(pl.ssrf_ip_allowlist or {}) do
+      self.ssrf[#self.ssrf + 1] = c:find("/", 1, true) and c or (c .. "/32")
     end
     r.pipelock = nil
   end
@@ -431,7 +448,7 @@ end
 -- bot-bottle form was found.
 function M.translate(doc, meta, kind)
   local tr = setmetatable({file = meta.file, positions = meta.positions, offset = meta.line_offset,
-    warnings = {}}, Tr)
+    warnings = {}, ssrf = {}}, Tr)
   local before = M.has_forms(doc, kind)
   if kind == "agent" then
     for _, k in ipairs({"model", "color", "memory"}) do
@@ -446,6 +463,7 @@ function M.translate(doc, meta, kind)
   tr:agent(doc)
   local routes = type(doc.egress) == "table" and doc.egress.routes
   for i, r in ipairs(type(routes) == "table" and routes or {}) do tr:route(r, ("egress.routes[%d]"):format(i)) end
+  tr:ssrf_allowlist(doc)
   return tr:lines(), before
 end
 

@@ -108,6 +108,9 @@ do
   T.same(p and p.egress_plan.routes[1], {host = "api.github.com", auth = "bearer", token_env = "EGRESS_TOKEN_1",
     paths = {"/repos/acme/*", "/user"}}, "auth mapping (Bearer) and path_allowlist")
   T.same(p and p.proxy_plan.passthrough, {"gitea.example.com"}, "pipelock.tls_passthrough, both ways")
+  T.same(p and p.proxy_plan.ip_allowlist, {"10.0.0.0/8", "192.168.7.1/32"},
+    "pipelock.ssrf_ip_allowlist of every route: bundle.ip_allowlist (a bare address is a /32)")
+  T.like(p and p.proxy_plan.config or "", "\nssrf:\n  ip_allowlist:\n  %- 10%.0%.0%.0/8\n", "in pipelock.yaml")
   p = plan_of("a", {"--bottle", "era-matches"})
   T.same(p and p.egress_plan.routes[1].paths, {"/repos/acme/*", "/user", "/search*"},
     "matches: prefix paths end in *, exact ones do not")
@@ -141,9 +144,7 @@ T.same(warnings("era-remotes"), {
 }, "era-remotes: dockerfile and forward_host_credentials warn")
 T.same(warnings("era-gitgate"), {
   "era-gitgate.md:17:7: egress.routes[1].role: cork has no route roles; \"forge\" is not used",
-  "era-gitgate.md:24:9: egress.routes[1].pipelock.ssrf_ip_allowlist: cork's filter takes no SSRF allowlist "
-    .. "from a bottle yet; internal addresses stay refused",
-}, "era-gitgate: role and ssrf_ip_allowlist warn; key.provider static does not")
+}, "era-gitgate: role warns; key.provider static and ssrf_ip_allowlist do not")
 T.same(warnings("era-matches"), {
   "era-matches.md:14:11: egress.routes[1].matches[1].methods: cork's egress does not restrict methods; "
     .. "every method is allowed on these paths",
