@@ -469,41 +469,71 @@ end
 
 -- ---- the native text --------------------------------------------------------
 
+-- Key order in the native text: each block in the order docs/manifests.md
+-- gives it; keys not listed follow, sorted.
 local ORDER = {
   bottle = {"name", "description", "extends", "agent", "env", "git", "egress", "allowlist", "supervise",
     "skills", "prompt", "bundle"},
   agent = {"name", "description", "bottle", "skills", "git", "prompt"},
+  block = {"provider", "image", "from", "command", "user", "home", "hosts", "remotes", "routes",
+    "name", "email", "url", "identity_file", "host_key", "extra_hosts", "host", "auth", "token_ref", "paths",
+    "tls_passthrough"},
 }
 
--- Mark every list in v as a YAML sequence (so [] stays a list).
-local function sequences(yaml, v, depth)
-  if type(v) ~= "table" or depth > 64 then return v end
-  for _, x in pairs(v) do sequences(yaml, x, depth + 1) end
-  if schema.is_list(v) and next(v) ~= nil then yaml.sequence(v) end
-  return v
+local function ordered(t, order)
+  local rank = {}
+  for i, k in ipairs(order) do rank[k] = i end
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    local ra, rb = rank[a] or math.huge, rank[b] or math.huge
+    if ra ~= rb then return ra < rb end
+    return tostring(a) < tostring(b)
+  end)
+  return keys
+end
+
+-- YAML lines for value v at indent ind (block style, keys in ORDER, scalars
+-- quoted by yaml.encode whenever they would read back as something else).
+local function emit(out, yaml, v, ind, order)
+  local pad = (" "):rep(ind)
+  -- a block scalar's lines go under the key that holds it
+  local function scalar(x) return (yaml.encode(x):gsub("\n$", ""):gsub("\n", "\n" .. pad)) end
+  if schema.is_list(v) and next(v) ~= nil then
+    for _, x in ipairs(v) do
+      if type(x) == "table" and next(x) ~= nil then
+        local sub = {}
+        emit(sub, yaml, x, ind + 2, ORDER.block)
+        sub[1] = pad .. "- " .. sub[1]:sub(ind + 3)
+        for _, l in ipairs(sub) do out[#out + 1] = l end
+      else
+        out[#out + 1] = pad .. "- " .. (type(x) == "table" and "[]" or scalar(x))
+      end
+    end
+    return
+  end
+  for _, k in ipairs(ordered(v, order)) do
+    local x = v[k]
+    local key = scalar(k)
+    if type(x) == "table" and next(x) ~= nil then
+      out[#out + 1] = pad .. key .. ":"
+      emit(out, yaml, x, ind + 2, ORDER.block)
+    else
+      out[#out + 1] = pad .. key .. ": " .. (type(x) == "table" and "{}" or scalar(x))
+    end
+  end
 end
 
 -- The native form of a translated document (manifest.parse's doc) as file
 -- text: YAML, or Markdown front matter and the body for a .md file.
--- warnings become comment lines saying what was not carried over.
+-- warnings become comment lines saying what was not carried over. yaml is
+-- cork.yaml (passed in: this module loads without the C bindings).
 function M.native_text(doc, meta, kind, warnings, yaml)
-  local lines = {("# %s in cork's native form (cork import-bottle); comments in the original are not kept")
+  local out = {("# %s in cork's native form (cork import-bottle); comments in the original are not kept")
     :format(meta.file)}
-  for _, w in ipairs(warnings or {}) do lines[#lines + 1] = "# not carried over: " .. w end
-  local parts = {table.concat(lines, "\n") .. "\n"}
-  local done = {}
-  local function emit(k)
-    if doc[k] ~= nil and not done[k] then
-      done[k] = true
-      parts[#parts + 1] = yaml.encode({[k] = sequences(yaml, doc[k], 0)})
-    end
-  end
-  for _, k in ipairs(ORDER[kind] or ORDER.bottle) do emit(k) end
-  local rest = {}
-  for k in pairs(doc) do if not done[k] then rest[#rest + 1] = tostring(k) end end
-  table.sort(rest)
-  for _, k in ipairs(rest) do emit(k) end
-  local text = table.concat(parts)
+  for _, w in ipairs(warnings or {}) do out[#out + 1] = "# not carried over: " .. w end
+  emit(out, yaml, doc, 0, ORDER[kind] or ORDER.bottle)
+  local text = table.concat(out, "\n") .. "\n"
   if meta.format == "markdown" then
     local body = (meta.body or ""):gsub("\n*$", "")
     return "---\n" .. text .. "---\n" .. body .. (body ~= "" and "\n" or "")

@@ -191,6 +191,42 @@ for _, f in ipairs(cork.fs.list(root .. "/bot-bottle")) do
   T.is(meta.botbottle, false, f .. ": the output is native (no bot-bottle form left)")
   T.same(meta.warnings, {}, f .. ": the output loads without warnings")
 end
+-- native_text reads back to the same document, for every fixture of both
+-- formats (key order, quoting, block scalars, lists of mappings)
+do
+  local botbottle = require "cork.botbottle"
+  local files = {}
+  for _, sub in ipairs({"twins/bot-bottle", "twins/native", "twins/config", "twins/agents-bot-bottle",
+    "twins/agents-native", "home/.config/cork/bottles", "home/.bot-bottle/bottles", "home/.bot-bottle/agents",
+    "home/.config/cork/agents"}) do
+    for _, f in ipairs(cork.fs.list(F.root .. "/" .. sub)) do files[#files + 1] = sub .. "/" .. f end
+  end
+  local same, n = {}, 0
+  for _, f in ipairs(files) do
+    local kind = f:find("agents") and "agent" or "bottle"
+    local ok, doc, meta = pcall(manifest.parse, cork.fs.read(F.root .. "/" .. f), f, kind)
+    if ok then
+      n = n + 1
+      local text = botbottle.native_text(doc, meta, kind, meta.warnings, cork.yaml)
+      local ok2, back = pcall(manifest.parse, text, f, kind)
+      if not ok2 then same[#same + 1] = f .. ": " .. tostring(back.message or back)
+      else
+        local function deq(x, y)
+          if type(x) ~= "table" or type(y) ~= "table" then return x == y end
+          for k, v in pairs(x) do if not deq(v, y[k]) then return false end end
+          for k in pairs(y) do if x[k] == nil then return false end end
+          return true
+        end
+        if not deq(doc, back) or (meta.body or "") :gsub("%s+$", "") ~= (select(2, manifest.parse(text, f, kind)).body
+          or ""):gsub("%s+$", "") then
+          same[#same + 1] = f .. ": differs\n" .. text
+        end
+      end
+    end
+  end
+  T.ok(n >= 25, ("native_text round trip over %d fixtures"):format(n))
+  T.is(#same, 0, "native_text reads back to the same document", table.concat(same, "\n"))
+end
 for _, f in ipairs(cork.fs.list(dir .. "/a/cork/bottles")) do
   cork.fs.write(dir .. "/c/cork/bottles/" .. f, cork.fs.read(dir .. "/a/cork/bottles/" .. f))
 end

@@ -177,6 +177,29 @@ methods.run = {
   streams = true,   -- answered at once; the end is a `finished` event
 }
 
+-- the supervise queue, so an editor can show approvals
+methods.supervise_pending = {
+  params = { slug = "string" },
+  argv = function(p) return p.slug and { "supervise", "--", p.slug } or { "supervise" } end,
+  collect = "supervise_request",
+  result = function(items) return { requests = array(items) } end,
+}
+
+methods.supervise_decide = {
+  params = { id = "string", decision = "string", note = "string" },
+  required = { "id", "decision" },
+  check = function(p)
+    if p.decision ~= "approve" and p.decision ~= "deny" then return "decision is approve or deny" end
+  end,
+  argv = function(p)
+    local a = { "supervise", p.decision, "--", p.id }
+    if p.note then table.insert(a, 3, "--note"); table.insert(a, 4, p.note) end
+    return a
+  end,
+  collect = "supervise_decision",
+  result = function(items) return items[1] or {} end,
+}
+
 methods.cancel = { params = { id = "id" }, required = { "id" }, local_ = true }
 methods.shutdown = { params = { ["end"] = "boolean" }, local_ = true }
 
