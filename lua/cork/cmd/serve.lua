@@ -65,10 +65,14 @@ M.encode = encode
 -- argv(params) -> the cork command line after `cork --json`
 -- collect: the event folded into the result; result(items, job) -> result
 
+-- A collected event as a result item. Its own `id` stays: the child's
+-- events are not tagged (only relayed ones are), so an `id` there is the
+-- item's (a supervise request's id), and inside a result it clashes with
+-- nothing.
 local function strip(ev)
   local item = {}
   for k, v in pairs(ev) do
-    if k ~= "ts" and k ~= "event" and k ~= "level" and k ~= "step" and k ~= "id" then item[k] = v end
+    if k ~= "ts" and k ~= "event" and k ~= "level" and k ~= "step" then item[k] = v end
   end
   return item
 end
