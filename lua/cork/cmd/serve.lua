@@ -29,7 +29,8 @@ usage: ]] .. USAGE .. [[
 
 A control channel for editors: requests on stdin, responses and events on
 stdout, one JSON object per line (see docs/embedding.md). Methods: recipes,
-manifests, plan, run, ls (watch), down, attach_command, cancel, shutdown.
+manifests, plan, run, ls (watch), down, attach_command, supervise_pending,
+supervise_decide, cancel, shutdown.
 
   --stdio         speak the protocol on stdin/stdout (the only transport)
   --end-on-exit   at EOF (or SIGINT/SIGTERM), end what this session started:
