@@ -292,7 +292,10 @@ function Server:start(id, method, spec, params)
   local argv = { self.cork_bin, "--json" }
   if self.verbose then argv[#argv + 1] = "-v" end
   for _, a in ipairs(spec.argv(params)) do argv[#argv + 1] = a end
-  local ok, p = pcall(proc.spawn, argv, { stdout = "pipe", env = { CORK_PATH = self.lua_path } })
+  -- CORK_SERVE_PID: a child that belongs to the session (an `ls` watch)
+  -- ends when the server is gone, even killed outright
+  local ok, p = pcall(proc.spawn, argv, { stdout = "pipe",
+    env = { CORK_PATH = self.lua_path, CORK_SERVE_PID = tostring(core.pid()) } })
   if not ok then
     local e = p
     return self:fail(id, cork.is_error(e) and e.kind or "exec", cork.is_error(e) and e.message or tostring(e))
