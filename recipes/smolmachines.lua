@@ -23,7 +23,7 @@ if not opts then return 0 end
 -- Everything that can be checked is checked before anything is created:
 -- manifests, plan, secrets, the bundle image, the VM artifact, and whether
 -- this smolvm would really enforce the VM's egress allowlist.
-local ctx = launch.prepare(opts, "smolmachines")
+local ctx <close> = launch.prepare(opts, "smolmachines")
 local p, docker = ctx.plan, ctx.docker
 local smol = bottle.smolvm(opts)
 -- the artifact: --from, else agent.from, else what `cork run prepare` packed
@@ -119,7 +119,7 @@ local guest = { plan = p, provider = p.provider, env = env, backend = "smolmachi
 -- secret env reaches the agent through a 0600 file it sources, never an argv
 local secrets_file = home .. "/.cork/env"
 if next(ctx.secrets.agent) then
-  guest:write(secrets_file, bottle.env_file(ctx.secrets.agent), { mode = 384, owner = user })
+  guest:write(secrets_file, bottle.env_file(ctx.secrets.agent), { mode = "0600", owner = user })
 end
 provision.steps:run(guest)
 

@@ -32,11 +32,56 @@ static int raise_errno(lua_State *L, int err, const char *what, const char *path
 	return lua_error(L);
 }
 
+/* A file mode: a string of octal digits ("0755", "644", "4755"), or an
+ * integer no larger than 0777. Lua has no octal literals: `mode = 0755` is
+ * the decimal 755 (mode 01363), so an integer above 0777 is refused rather
+ * than applied (the special bits need the string form). Misuse: raises. */
+static mode_t to_mode(lua_State *L, int idx, mode_t def)
+{
+	if (lua_isnoneornil(L, idx))
+		return def;
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		size_t len;
+		const char *s = lua_tolstring(L, idx, &len);
+		lua_Integer m = 0;
+		size_t i = 0;
+		if (len >= 2 && s[0] == '0' && (s[1] == 'o' || s[1] == 'O'))
+			i = 2;
+		if (len == i || len - i > 8)
+			luaL_error(L, "mode \"%s\" is not a file mode: write octal digits, as \"0755\"", s);
+		for (; i < len; i++) {
+			if (s[i] < '0' || s[i] > '7')
+				luaL_error(L, "mode \"%s\" is not a file mode: write octal digits, as \"0755\"", s);
+			m = m * 8 + (s[i] - '0');
+		}
+		if (m > 07777)
+			luaL_error(L, "mode \"%s\" is out of range (at most \"07777\")", s);
+		return (mode_t)m;
+	}
+	if (!lua_isinteger(L, idx))
+		luaL_error(L, "a file mode is a string of octal digits (\"0755\") or an integer, not %s",
+		           luaL_typename(L, idx));
+	lua_Integer m = lua_tointeger(L, idx);
+	if (m < 0)
+		luaL_error(L, "mode %I is out of range", (LUAI_UACINT)m);
+	if (m > 0777)
+		luaL_error(L, "mode %I is not a file mode (Lua reads 0%I as the decimal %I): "
+		           "write it as a string, \"0%I\"", (LUAI_UACINT)m, (LUAI_UACINT)m,
+		           (LUAI_UACINT)m, (LUAI_UACINT)m);
+	return (mode_t)m;
+}
+
 static mode_t check_mode(lua_State *L, int idx, mode_t def)
 {
-	lua_Integer m = luaL_optinteger(L, idx, def);
-	luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range");
-	return (mode_t)m;
+	return to_mode(L, idx, def);
+}
+
+/* fs.mode(value) -> integer: the mode cork.fs would apply for `value`. */
+static int fs_mode(lua_State *L)
+{
+	luaL_checkany(L, 1);
+	lua_pushinteger(L, (lua_Integer)to_mode(L, 1, 0));
+	return 1;
 }
 
 /* mkdir -p; the last component gets exactly `mode` when created. */
@@ -498,6 +543,7 @@ static const luaL_Reg fs_funcs[] = {
 	{"join", fs_join},
 	{"list", fs_list},
 	{"lock", fs_lock},
+	{"mode", fs_mode},
 	{NULL, NULL}
 };
 

@@ -10,17 +10,39 @@ local bottle = require "cork.bottle"
 
 local M = {}
 
+-- A dry run keeps its state (CA, configs, journal) in a temp dir, removed
+-- when the ctx is closed: the recipes hold it as `local ctx <close>`, so the
+-- dir goes however the run ends (a failed check, an error, Ctrl-C).
+local Ctx = {}
+Ctx.__index = Ctx
+function Ctx.__close(ctx)
+  if ctx.dry_root then
+    cork.fs.remove(ctx.dry_root, { recursive = true, missing_ok = true })
+    ctx.dry_root = nil
+  end
+end
+
 -- prepare(opts, backend) -> ctx: manifests loaded, plan built, clients
 -- connected, secrets resolved, images checked: everything that can fail
--- before anything exists.
+-- before anything exists. Hold it as `local ctx <close>` (--dry-run's temp
+-- dir is removed at close).
 function M.prepare(opts, backend)
   local b, agent = bottle.load(opts)
   local docker = bottle.docker(opts)
-  local ctx = { opts = opts, backend = backend, bottle = b, agent = agent, docker = docker }
+  local ctx = setmetatable({ opts = opts, backend = backend, bottle = b, agent = agent, docker = docker }, Ctx)
+  if opts.dry_run then
+    ctx.dry_root = cork.fs.tempdir("cork-dry-run")
+    local ok, err = pcall(M.prepare_rest, ctx)
+    if not ok then Ctx.__close(ctx); error(err, 0) end
+    return ctx
+  end
+  return M.prepare_rest(ctx)
+end
+
+function M.prepare_rest(ctx)
+  local opts, b, agent, docker = ctx.opts, ctx.bottle, ctx.agent, ctx.docker
   local plan_opts = { subnets = function() return plan.docker_subnets(docker) end }
   if opts.dry_run then
-    -- a dry run keeps its state (CA, configs, journal) in a temp dir it removes
-    ctx.dry_root = cork.fs.tempdir("cork-dry-run")
     journal.set_root(ctx.dry_root .. "/cork")
     plan_opts.env = function(k)
       if k == "XDG_STATE_HOME" then return ctx.dry_root end
@@ -119,7 +141,7 @@ end
 function M.write_via_exec(exec)
   return function(_, path, content, o)
     o = o or {}
-    local mode = ("%o"):format(o.mode or 420)
+    local mode = ("%o"):format(cork.fs.mode(o.mode or "0644"))
     -- "user:" is the user and its login group (not root's group, as a bare
     -- "user" would leave a file written by root)
     local owner = o.owner or ""
@@ -144,7 +166,7 @@ function M.finish(s, j, ctx, attach_argv)
   log.event("bottle_ready", { slug = p.slug, backend = ctx.backend, attach = attach_argv })
   if ctx.opts.dry_run then
     s:release()   -- the recorded cleanups would only print more "would call" lines
-    cork.fs.remove(ctx.dry_root, { recursive = true, missing_ok = true })
+    Ctx.__close(ctx)
     log.info("dry run: nothing was created")
     return 0
   end
@@ -157,9 +179,12 @@ function M.finish(s, j, ctx, attach_argv)
     return 0
   end
   bottle.step("attach", ("attaching to %s (the bottle ends when the agent exits)"):format(p.slug))
+  require("cork.cmd.attach").need_tty(p.slug, true)
   local r = cork.proc.run(attach_argv, { interactive = true })
-  log.info(("agent exited with status %d; tearing the bottle down"):format(r.status))
-  return 0
+  log.info(("agent exited with status %d; tearing the bottle down"):format(r.status),
+    { status = r.status })
+  -- the agent's status is the run's: a script or editor sees how it ended
+  return r.status
 end
 
 return M

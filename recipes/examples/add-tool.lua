@@ -19,7 +19,7 @@ provision.steps:insert_after("ca", {
     -- the directory first)
     ctx:exec({ "mkdir", "-p", "-m", "0755", "/usr/local/bin" })
     ctx:write("/usr/local/bin/cork-hello", "#!/bin/sh\necho \"hello from $(id -un): installed by examples/add-tool\"\n",
-      { mode = tonumber("0755", 8) })
+      { mode = "0755" })
     -- packages, where the guest has a package manager (apt-get reads the
     -- proxy from the agent's env); the stand-in agent image has none
     local apt = ctx:exec({ "sh", "-c", "command -v apt-get" }, { check = false })
