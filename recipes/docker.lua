@@ -19,7 +19,7 @@ local opts = bottle.parse({ ... }, "docker")
 if not opts then return 0 end
 
 -- Checked before anything exists: manifests, plan, secrets, both images.
-local ctx = launch.prepare(opts, "docker")
+local ctx <close> = launch.prepare(opts, "docker")
 local p, docker = ctx.plan, ctx.docker
 local agent_image = opts.image or p.provider.image
 if not agent_image then

@@ -625,6 +625,14 @@ static int run_protected(struct cork *c, int nargs)
 			lua_setfield(L, ft, "kind");
 			lua_pushinteger(L, code);
 			lua_setfield(L, ft, "exit_code");
+			if (lua_istable(L, err)) {
+				/* the provisioning step that failed, when one did */
+				lua_getfield(L, err, "provision_step");
+				if (lua_type(L, -1) == LUA_TSTRING)
+					lua_setfield(L, ft, "provision_step");
+				else
+					lua_pop(L, 1);
+			}
 			if (c->json || c->on_event)
 				emit_json(L, c, "error", "failed", c->last_error, ft);
 			lua_settop(L, top);

@@ -229,9 +229,11 @@ function M.env_file(values)
   return table.concat(lines, "\n") .. (#lines > 0 and "\n" or "")
 end
 
--- argv prefix that sources the secrets file (if any) and runs the rest.
+-- argv prefix that starts in $HOME (as `docker exec -w HOME` does), sources
+-- the secrets file (if any) and runs the rest.
 function M.with_env_file(path, argv)
-  local out = { "sh", "-c", 'if [ -f "$0" ]; then set -a; . "$0"; set +a; fi; exec "$@"', path }
+  local out = { "sh", "-c",
+    'cd "${HOME:-/}" 2>/dev/null; if [ -f "$0" ]; then set -a; . "$0"; set +a; fi; exec "$@"', path }
   for _, a in ipairs(argv) do out[#out + 1] = a end
   return out
 end
