@@ -73,8 +73,8 @@ end
 -- load(opts) -> bottle, agent
 function M.load(opts)
   if opts.inline_bottle then return opts.inline_bottle, nil end
-  local agent = opts.agent and manifest.load_agent(opts.agent) or nil
-  local bottle = manifest.load_bottle(opts.bottle or agent.bottle)
+  local agent = opts.agent and manifest.named("agent", opts.agent) or nil
+  local bottle = manifest.named("bottle", opts.bottle or agent.bottle)
   return bottle, agent
 end
 

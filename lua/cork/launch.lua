@@ -10,6 +10,21 @@ local bottle = require "cork.bottle"
 
 local M = {}
 
+-- image_hint(role) -> how to get a missing image, for the not-found errors:
+-- the real bundle once cork can build one (a `bundle` recipe), the stand-in
+-- images until then; docs/getting-started.md walks the whole path.
+function M.image_hint(role)
+  if role == "bundle" then
+    if pcall(require("cork.recipes").find, "bundle") then
+      return "`cork run bundle` builds cork's bundle; see docs/getting-started.md"
+    end
+    return "no real bundle image is built by cork yet: `cork run standin` builds stand-in images "
+      .. "(the stand-in bundle filters nothing); see docs/getting-started.md"
+  end
+  return "build or load your agent's image (docker build, docker load), or use the stand-in agent "
+    .. "(`cork run standin`, a busybox shell); see docs/getting-started.md"
+end
+
 -- A dry run keeps its state (CA, configs, journal) in a temp dir, removed
 -- when the ctx is closed: the recipes hold it as `local ctx <close>`, so the
 -- dir goes however the run ends (a failed check, an error, Ctrl-C).
@@ -57,11 +72,16 @@ function M.prepare_rest(ctx)
   if not ok then
     if cork.is_error(err, "not_found") then
       cork.error("not_found", ("bundle image %s not found in the Docker engine (set bundle.image in the bottle, "
-        .. "CORK_BUNDLE_IMAGE, or --bundle-image)"):format(ctx.bundle_image), { image = ctx.bundle_image })
+        .. "CORK_BUNDLE_IMAGE, or --bundle-image): %s"):format(ctx.bundle_image, M.image_hint("bundle")),
+        { image = ctx.bundle_image })
     end
     error(err, 0)
   end
   if opts.dry_run then
+    -- nothing is resolved, but what a real launch would stop at is said
+    for _, m in ipairs(plan.unset_variables(ctx.plan, b)) do
+      log.warn(m.message .. " (a launch would stop here)", { variable = m.variable, where = m.where })
+    end
     ctx.secrets = { agent = {}, bundle = {} }
     for _, s in ipairs(ctx.plan.agent_secrets) do ctx.secrets.agent[s.name] = "<secret " .. s.name .. ">" end
     for _, slot in ipairs(ctx.plan.egress_plan.token_slots) do

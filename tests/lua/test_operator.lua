@@ -87,5 +87,14 @@ for _, c in ipairs({ { "docker", "noskill", "skill \"no%-such%-skill\" not found
   T.same(fs.list(dir .. "/tmp"), {}, "and leaves nothing in TMPDIR (was an empty cork-dry-run.XXXXXX)")
 end
 
+-- ---- 19.9: a dry run warns about each unset host variable --------------------
+fs.write(dir .. "/config/cork/bottles/unset.yaml", "env:\n  A: \"${CORK_OP_UNSET_A}\"\n  B: \"x-${CORK_OP_UNSET_B}\"\n")
+r = run({ "run", "docker", "--bottle", "unset", "--dry-run" }, { env = denv })
+T.is(r.status, 0, "a dry run with unset variables still runs", r.stderr)
+local bf = dir .. "/config/cork/bottles/unset.yaml"
+T.like(r.stderr, "warning: " .. bf:gsub("%p", "%%%0") .. ":2:3: env A: host variable CORK_OP_UNSET_A is not set "
+  .. "%(a launch would stop here%)", "and warns about the first, with file:line:col")
+T.like(r.stderr, ":3:3: env B: host variable CORK_OP_UNSET_B is not set", "and the second")
+
 fs.remove(dir, { recursive = true })
 T.done()
