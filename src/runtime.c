@@ -618,6 +618,14 @@ static int run_protected(struct cork *c, int nargs)
 		snprintf(c->last_kind, sizeof c->last_kind, "%s", kind);
 		lua_settop(L, top);
 		code = exit_code_for(kind);
+		if (lua_istable(L, err)) {
+			/* an error may say which code it is (a misspelled name on the
+			 * command line: kind not_found, exit 2 as a usage error) */
+			lua_getfield(L, err, "exit_code");
+			if (lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0 && lua_tointeger(L, -1) < 126)
+				code = (int)lua_tointeger(L, -1);
+			lua_pop(L, 1);
+		}
 		{
 			lua_createtable(L, 0, 3);
 			int ft = lua_gettop(L);

@@ -187,7 +187,7 @@ function commands.run(args)
   local ok, err = pcall(recipes.find, name)
   if not ok then
     -- a misspelled name on the command line is a usage error (exit 2)
-    if core.is_error(err, "not_found") then core.error("usage", err.message, { recipe = name, suggestion = err.suggestion }) end
+    if core.is_error(err, "not_found") then err.exit_code = 2 end
     error(err, 0)
   end
   -- the recipe's help is its header comment: shown, never run

@@ -779,14 +779,12 @@ function M.load_agent(name, opts)
 end
 
 -- named(kind, name[, opts]): load_bottle / load_agent for a name given on a
--- command line, where a name that is not found is a usage error (exit 2,
--- with the did-you-mean of the not_found error).
+-- command line, where a name that is not found is a usage error: kind
+-- not_found still (editors match on it), exit code 2, and the did-you-mean.
 function M.named(kind, name, opts)
   local ok, v = pcall(kind == "agent" and M.load_agent or M.load_bottle, name, opts)
   if ok then return v end
-  if cork.is_error(v, "not_found") and v.name == name and v.searched then
-    fail("usage", v.message, {name = name, searched = v.searched, suggestion = v.suggestion})
-  end
+  if cork.is_error(v, "not_found") and v.name == name and v.searched then v.exit_code = 2 end
   error(v, 0)
 end
 
