@@ -16,7 +16,7 @@ CC       ?= cc
 Q        := $(if $(V),,@)
 
 # Binding modules: src/NAME.c exports luaopen_cork_NAME, preloaded as "cork.NAME".
-MODULES  := core scope proc fs yaml log net ca docker
+MODULES  := core scope proc fs yaml log net ca docker json
 # Modules made of several files: the extra objects of each.
 MODULE_EXTRA := docker_transport docker_json docker_api docker_exec docker_events
 

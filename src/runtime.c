@@ -21,7 +21,7 @@
 #include "modules.h"
 #include "runtime.h"
 
-int luaopen_cjson(lua_State *L);
+int luaopen_cork_json(lua_State *L);
 
 struct cork {
 	lua_State *L;
@@ -266,20 +266,14 @@ static void human_event(struct cork *c, const char *level, const char *msg)
 	fflush(stderr);
 }
 
-/* Encode the table on top of the stack with the runtime's private cjson. */
+/* Encode the table on top of the stack with cork.json's encoder (lists
+ * marked with cork.json.array stay arrays when empty; src/json.c). */
 static const char *encode_json(lua_State *L)
 {
 	lua_getfield(L, LUA_REGISTRYINDEX, "cork.json_encode");
 	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);
-		luaL_requiref(L, "cork.json", luaopen_cjson, 0);
-		lua_getfield(L, -1, "encode_keep_buffer");
-		if (lua_isfunction(L, -1)) {
-			lua_pushboolean(L, 0);
-			lua_call(L, 1, 0);
-		} else {
-			lua_pop(L, 1);
-		}
+		luaL_requiref(L, "cork.json", luaopen_cork_json, 0);
 		lua_getfield(L, -1, "encode");
 		lua_remove(L, -2);
 		lua_pushvalue(L, -1);
@@ -397,8 +391,6 @@ static void preload_all(lua_State *L)
 		lua_pushcfunction(L, m->open);
 		lua_setfield(L, -2, m->name);
 	}
-	lua_pushcfunction(L, luaopen_cjson);
-	lua_setfield(L, -2, "cork.json");
 	for (const struct cork_embedded *e = cork_embedded_files; e->path; e++) {
 		char name[256];
 		if (!module_name(e->path, name, sizeof name))

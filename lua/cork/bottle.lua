@@ -123,7 +123,7 @@ local function redact_env(v)
       out[k] = redact_env(x)
     end
   end
-  return out
+  return setmetatable(out, getmetatable(v))   -- a list stays a list
 end
 
 -- A stand-in for a client: reads go to `real` (when given), every other
@@ -136,7 +136,7 @@ function M.recorder(label, real, reads, answers)
     end
     return function(_, ...)
       local a = table.pack(...)
-      local shown = {}
+      local shown = json.array()
       for i = 1, a.n do shown[i] = redact_env(a[i]) end
       local ok, text = pcall(json.encode, shown)
       log.info(("would call %s.%s %s"):format(label, method, ok and text or "(...)"))
@@ -246,7 +246,7 @@ end
 function M.down(slug, o)
   o = o or {}
   local st = journal.read(slug)
-  local done = {}
+  local done = json.array()   -- "removed": [] in the down event, never {}
   if st and st.owner_alive and st.pid ~= cork.core.pid() then
     -- a run is in progress: ask it to unwind its own scope first
     log.info(("asking cork process %d to stop bottle %s"):format(st.pid, slug))

@@ -222,6 +222,37 @@ local function resolve_skill(s, opts)
     s.where or "?", spec, table.concat(candidates, ", ")), {skill = spec})
 end
 
+-- ---- lists stay lists ------------------------------------------------------
+
+-- The plan's fields that are lists. An empty one is still a list: marked
+-- with cork.json.array, it encodes as [] in JSON and YAML (never {}), so an
+-- editor reading a plan sees one type per field, whatever the bottle.
+M.LIST_FIELDS = {
+  agent_env_at_launch = true, agent_secrets = true, allowlist = true, argv = true, cas = true,
+  chain = true, command = true, daemons = true, extra_hosts = true, files = true, hosts = true,
+  insteadof = true, mounts = true, no_proxy = true, passthrough = true, paths = true, publish = true,
+  routes = true, skills = true, token_slots = true, upstreams = true, vars = true,
+}
+
+-- mark_lists(t) -> t, with every table under a LIST_FIELDS key (and every
+-- non-empty sequence) marked as an array, recursively.
+function M.mark_lists(t, seen)
+  seen = seen or {}
+  if type(t) ~= "table" or seen[t] then return t end
+  seen[t] = true
+  for k, v in pairs(t) do
+    if type(v) == "table" then
+      local n, count = #v, 0
+      for _ in pairs(v) do count = count + 1 end
+      if (M.LIST_FIELDS[k] and (count == 0 or count == n)) or (n > 0 and count == n) then
+        if getmetatable(v) == nil then cork.json.array(v) end
+      end
+      M.mark_lists(v, seen)
+    end
+  end
+  return t
+end
+
 -- ---- build ------------------------------------------------------------------
 
 -- Build the plan. bottle: cork.manifest.load_bottle's result; agent: from
@@ -437,7 +468,7 @@ function M.build(bottle, agent, opts)
   p.agent_env_at_launch = launch
   p.no_proxy = {"localhost", "127.0.0.1"}
   p.agent_ca = {path = M.paths.agent_ca, cas = eg.enabled and {"pipelock", "egress"} or {"pipelock"}}
-  return p
+  return M.mark_lists(p)
 end
 
 -- ---- launch-time helpers -------------------------------------------------
@@ -590,7 +621,7 @@ function M.summary(p, opts)
     if type(v) ~= "table" then return v end
     local t = {}
     for k, x in pairs(v) do t[k] = copy(x) end
-    return t
+    return setmetatable(t, getmetatable(v))   -- a list stays a list
   end
   local s = copy(p)
   if not opts.contents then

@@ -51,7 +51,7 @@ function M.main(argv)
   local opts, rest = args.parse(argv, { print = "boolean" }, { usage = "cork attach SLUG [--print]" })
   if #rest ~= 1 then cork.error("usage", "attach needs one SLUG\nusage: cork attach SLUG [--print]") end
   local cmd = M.command(rest[1])
-  if cork.core.settings().json then cork.log.event("attach_command", { slug = rest[1], argv = cmd }); return 0 end
+  if cork.core.settings().json then cork.log.event("attach_command", { slug = rest[1], argv = cork.json.array(cmd) }); return 0 end
   if opts.print then print(M.quote(cmd)); return 0 end
   M.need_tty(rest[1])
   return cork.proc.run(cmd, { interactive = true }).status
