@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "modules.h"
 #include "runtime.h"
 
 int luaopen_cjson(lua_State *L);
@@ -266,7 +267,6 @@ static const luaL_Reg json_funcs[] = {
 	{NULL, NULL}
 };
 
-int luaopen_cork_json(lua_State *L);
 int luaopen_cork_json(lua_State *L)
 {
 	if (luaL_newmetatable(L, BUF_MT)) {

@@ -21,8 +21,6 @@
 #include "modules.h"
 #include "runtime.h"
 
-int luaopen_cork_json(lua_State *L);
-
 struct cork {
 	lua_State *L;
 	char *lua_path;

@@ -166,6 +166,20 @@ T.run(function()
   T.wait(function() return T.notes[n0 + 1] end, 2000)
   T.like(T.notes[n0 + 1] and T.notes[n0 + 1].msg, "not available yet", "supervise: says it is not available yet")
 
+  -- :help cork (the doc, its tags made in a copy)
+  local docdir = vim.env.CORK_NVIM_TMP .. "/rtp/doc"
+  vim.fn.mkdir(docdir, "p")
+  vim.fn.writefile(vim.fn.readfile(vim.env.CORK_ROOT .. "/editors/nvim/doc/cork.txt"), docdir .. "/cork.txt")
+  vim.v.errmsg = ""
+  vim.cmd("silent helptags " .. docdir)
+  T.is(vim.v.errmsg, "", "help: helptags without error (no duplicate tags)")
+  vim.opt.runtimepath:append(vim.env.CORK_NVIM_TMP .. "/rtp")
+  for _, tag in ipairs({ "cork", ":Cork", ":Cork-ls", ":Cork-run", "cork-config", "g:cork_bin" }) do
+    local ok = pcall(vim.cmd, "help " .. tag)
+    T.ok(ok and vim.fn.expand("%:t") == "cork.txt", ":help " .. tag)
+    pcall(vim.cmd, "helpclose")
+  end
+
   local f2 = io.open(vim.env.CORK_NVIM_TMP .. "/server-pid", "w")
   f2:write(tostring(server.pid()))
   f2:close()

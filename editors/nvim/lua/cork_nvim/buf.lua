@@ -28,10 +28,10 @@ function M.scratch(name, filetype)
     b = vim.api.nvim_create_buf(true, true)
     vim.api.nvim_buf_set_name(b, name)
   end
-  vim.api.nvim_buf_set_option(b, "buftype", "nofile")
-  vim.api.nvim_buf_set_option(b, "bufhidden", "hide")
-  vim.api.nvim_buf_set_option(b, "swapfile", false)
-  vim.api.nvim_buf_set_option(b, "filetype", filetype or "cork")
+  vim.bo[b].buftype = "nofile"
+  vim.bo[b].bufhidden = "hide"
+  vim.bo[b].swapfile = false
+  vim.bo[b].filetype = filetype or "cork"
   return b
 end
 
@@ -52,13 +52,13 @@ function M.set(b, lines)
   if not vim.api.nvim_buf_is_valid(b) then return end
   local text = {}
   for i, l in ipairs(lines) do text[i] = l[1] end
-  vim.api.nvim_buf_set_option(b, "modifiable", true)
+  vim.bo[b].modifiable = true
   vim.api.nvim_buf_set_lines(b, 0, -1, false, text)
   vim.api.nvim_buf_clear_namespace(b, M.ns, 0, -1)
   for i, l in ipairs(lines) do
     if l[2] then vim.api.nvim_buf_add_highlight(b, M.ns, l[2], i - 1, l[3] or 0, l[4] or -1) end
   end
-  vim.api.nvim_buf_set_option(b, "modifiable", false)
+  vim.bo[b].modifiable = false
 end
 
 -- Append lines; windows showing the end follow it.
@@ -69,10 +69,10 @@ function M.append(b, lines)
   local empty = n == 1 and first == ""
   local text = {}
   for i, l in ipairs(lines) do text[i] = l[1] end
-  vim.api.nvim_buf_set_option(b, "modifiable", true)
+  vim.bo[b].modifiable = true
   if empty then vim.api.nvim_buf_set_lines(b, 0, -1, false, text); n = 0
   else vim.api.nvim_buf_set_lines(b, n, n, false, text) end
-  vim.api.nvim_buf_set_option(b, "modifiable", false)
+  vim.bo[b].modifiable = false
   for i, l in ipairs(lines) do
     if l[2] then vim.api.nvim_buf_add_highlight(b, M.ns, l[2], n + i - 1, l[3] or 0, l[4] or -1) end
     if l[5] then vim.api.nvim_buf_add_highlight(b, M.ns, l[5], n + i - 1, 0, l[6] or 0) end

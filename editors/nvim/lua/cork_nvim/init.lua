@@ -6,6 +6,7 @@ local buf = require("cork_nvim.buf")
 
 local M = {}
 local L = vim.log.levels
+local uv = vim.uv or vim.loop   -- vim.loop before 0.10
 
 local opts = {
   attached = { hello = true },   -- recipes run without --detach (they have no bottle to leave running)
@@ -278,7 +279,7 @@ local function ls_subscribe()
       local f = pid and io.open(("/proc/%d/cmdline"):format(pid), "rb")
       local cmdline = f and f:read("*a") or ""
       if f then f:close() end
-      if cmdline:find("ls\0--watch", 1, true) then vim.loop.kill(pid, "sigint") end
+      if cmdline:find("ls\0--watch", 1, true) then uv.kill(pid, "sigint") end
     end,
   })
   ls.watch = id
@@ -295,7 +296,11 @@ local function attach(slug)
   server.request("attach_command", { slug = slug }, { on_result = function(err, res)
     if err then return cork_error("attach " .. slug, err) end
     vim.cmd("botright new")
-    vim.fn.termopen(res.argv)
+    if vim.fn.has("nvim-0.11") == 1 then
+      vim.fn.jobstart(res.argv, { term = true })   -- termopen() is deprecated there
+    else
+      vim.fn.termopen(res.argv)
+    end
     pcall(vim.api.nvim_buf_set_var, 0, "cork_slug", slug)
     vim.cmd("startinsert")
   end })

@@ -5,8 +5,10 @@
 -- message if it dies. Requests are JSON lines; answers and events come back
 -- tagged with the request's id (docs/embedding.md in cork's tree).
 --
--- Only APIs of Neovim 0.7 are used (jobstart, chansend, vim.json, vim.loop).
+-- Only APIs of Neovim 0.7 are used (jobstart, chansend, vim.json, vim.loop),
+-- or guarded where a later release deprecates them.
 local M = {}
+local uv = vim.uv or vim.loop   -- vim.loop before 0.10
 
 local config = {
   cmd = nil,            -- argv prefix of cork, default { vim.g.cork_bin or "cork" }
@@ -122,7 +124,7 @@ local start
 
 local function on_exit(job, code)
   if job ~= st.job then return end
-  local pid, uptime = st.pid, vim.loop.now() - st.started_at
+  local pid, uptime = st.pid, uv.now() - st.started_at
   st.job, st.pid, st.partial = nil, nil, ""
   if st.stopping then return end
   local last = st.stderr[#st.stderr]
@@ -163,7 +165,7 @@ start = function()
       vim.log.levels.ERROR)
     return false
   end
-  st.job, st.pid, st.started_at, st.broken = job, vim.fn.jobpid(job), vim.loop.now(), false
+  st.job, st.pid, st.started_at, st.broken = job, vim.fn.jobpid(job), uv.now(), false
   return true
 end
 M.start = start
