@@ -50,13 +50,16 @@ static mode_t to_mode(lua_State *L, int idx, mode_t def)
 		luaL_error(L, "a file mode is a string of octal digits (\"0755\") or an integer, not %s",
 		           luaL_typename(L, idx));
 	lua_Integer m = lua_tointeger(L, idx);
-	if (m < 0)
-		luaL_error(L, "mode %I is out of range", (LUAI_UACINT)m);
-	if (m > 0777)
-		luaL_error(L, "mode %I is not a file mode (Lua reads 0%I as the decimal %I): "
-		           "write it as a string, \"0%I\"", (LUAI_UACINT)m, (LUAI_UACINT)m,
-		           (LUAI_UACINT)m, (LUAI_UACINT)m);
-	return (mode_t)m;
+	if (m >= 0 && m <= 0777)
+		return (mode_t)m;
+	char digits[32];
+	snprintf(digits, sizeof digits, "%lld", (long long)m);
+	if (m > 0 && strspn(digits, "01234567") == strlen(digits))
+		luaL_error(L, "mode %s is not a file mode (Lua reads 0%s as the decimal %s): "
+		           "write it as a string, \"0%s\"", digits, digits, digits, digits);
+	luaL_error(L, "mode %s is out of range (an integer mode is at most 0777, 511; "
+	           "write modes as octal strings, \"0755\")", digits);
+	return 0;
 }
 
 static mode_t check_mode(lua_State *L, int idx, mode_t def)
