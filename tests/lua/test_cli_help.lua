@@ -144,9 +144,10 @@ T.is(lines({ "agents" }), "coder\n", "complete agents")
 T.like(lines({ "recipes" }), "^demo\ndocker\n", "complete recipes")
 T.like(lines({ "options", "docker" }), "^%-%-agent\n%-%-detach\n", "complete options docker")
 T.like(lines({ "options", "down" }), "%-%-all\n", "complete options of a command")
-local journal = require "cork.journal"
-journal.set_root(dir .. "/state/cork")
-journal.open("dev-abc123", { backend = "docker", bottle = "dev" })
+-- a journal whose cork process has exited
+fs.write(dir .. "/journal.lua", [[require("cork.journal").set_root(arg[1])
+require("cork.journal").open("dev-abc123", { backend = "docker", bottle = "dev" })]])
+cork.proc.run({ BIN, "script", dir .. "/journal.lua", dir .. "/state/cork" })
 T.is(lines({ "slugs" }), "dev-abc123\n", "complete slugs: the journals' bottles")
 
 -- ---- bash and zsh completion ------------------------------------------------

@@ -123,9 +123,10 @@ T.like(y.stdout, "\n  extra_hosts: %[%]\n", "plan YAML: bundle.extra_hosts: []")
 T.like(y.stdout, "\n  hosts: %[%]\n", "plan YAML: provider.hosts: []")
 
 -- ---- cork ls / cork down ---------------------------------------------------------
-local journal = require "cork.journal"
-journal.set_root(fx.dir .. "/state/cork")
-journal.open("bare-abc123", { backend = "docker", bottle = "bare" })
+-- a journal whose cork process has exited (a live owner would be asked to stop)
+fs.write(fx.dir .. "/journal.lua", [[require("cork.journal").set_root(arg[1])
+require("cork.journal").open("bare-abc123", { backend = "docker", bottle = "bare" })]])
+cork.proc.run({ BIN, "script", fx.dir .. "/journal.lua", fx.dir .. "/state/cork" })
 local ls = run({ "--json", "ls" })
 local row
 for _, e in ipairs(event_lines(ls.stdout)) do if e.v.event == "bottle" then row = e.v end end
