@@ -22,6 +22,7 @@ commands:
 bottles:
   bottles                the bottles and agents cork can find, and where
   plan --bottle NAME     validate a bottle and print what a launch would do
+  import-bottle FILE     print a bot-bottle file in cork's native form
   ls                     running bottles: slug, backend, alias, ports, age, status
   attach SLUG            run a detached bottle's agent in this terminal
   down SLUG... | --all   end everything a bottle owns
