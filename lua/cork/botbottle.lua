@@ -40,10 +40,14 @@ local function ipv4_ok(s)
   return true
 end
 
+-- An address or prefix for the SSRF allowlist: IPv4 with or without /n, or
+-- an IPv6 prefix (as bundle.ip_allowlist takes them).
 local function cidr_ok(s)
   local ip, n = s:match("^([%d.]+)/(%d+)$")
   if not ip then ip, n = s, "32" end
-  return ipv4_ok(ip) and tonumber(n) <= 32
+  if ipv4_ok(ip) and tonumber(n) <= 32 then return true end
+  local ip6, n6 = s:match("^([%x:]+)/(%d+)$")
+  return ip6 ~= nil and ip6:find(":") ~= nil and tonumber(n6) <= 128
 end
 
 local function host_key_check(k)
@@ -147,7 +151,7 @@ M.route_fields = {
   pipelock = S.map{fields = {
     tls_passthrough = S.boolean,
     ssrf_ip_allowlist = S.list(S.string{check = function(v, at)
-      if not cidr_ok(v) then at.fail(("%q is not an IPv4 address or CIDR"):format(v)) end
+      if not cidr_ok(v) then at.fail(("%q is not an address or CIDR"):format(v)) end
     end}),
   }},
   matches = S.list(S.map{fields = {
@@ -231,6 +235,27 @@ function M.ordered_keys(t, positions)
 end
 
 -- ---- translation ----------------------------------------------------------
+
+-- The detectors of cork's filter and push scanner, by name (the bundle's
+-- lua/cork/assets/bundle/detectors.py; test_botbottle holds the two equal).
+-- Every one runs on every request to every host.
+M.DETECTORS = {"aws_access_key", "aws_secret_key", "github_token", "github_pat", "gitlab_pat", "slack_token",
+  "private_key", "anthropic_key", "openai_key", "jwt"}
+
+-- The bot-bottle detector names cork has no detector for ("aws" is covered by
+-- aws_access_key and aws_secret_key, "github" by github_token and github_pat).
+function M.missing_detectors(names)
+  local out = {}
+  for _, n in ipairs(names) do
+    local want = tostring(n):lower():gsub("[-.%s]", "_")
+    local found = false
+    for _, d in ipairs(M.DETECTORS) do
+      if d == want or d:sub(1, #want + 1) == want .. "_" or want:sub(1, #d + 1) == d .. "_" then found = true end
+    end
+    if not found then out[#out + 1] = tostring(n) end
+  end
+  return out
+end
 
 local Tr = {}
 Tr.__index = Tr
@@ -367,6 +392,20 @@ function Tr:agent(doc)
   self:set(doc, "agent", a, "agent_provider")
 end
 
+-- The routes' pipelock.ssrf_ip_allowlist entries, together, become
+-- bundle.ip_allowlist (the filter's one SSRF allowlist), after any the file
+-- gives there itself.
+function Tr:ssrf_allowlist(doc)
+  if #self.ssrf == 0 then return end
+  if type(doc.bundle) ~= "table" then self:set(doc, "bundle", {}, "egress") end
+  local list, seen = doc.bundle.ip_allowlist or {}, {}
+  for _, c in ipairs(list) do seen[c] = true end
+  for _, c in ipairs(self.ssrf) do
+    if not seen[c] then seen[c] = true; list[#list + 1] = c end
+  end
+  doc.bundle.ip_allowlist = list
+end
+
 function Tr:route(r, path)
   if type(r.auth) == "table" then
     local a = r.auth
@@ -377,9 +416,8 @@ function Tr:route(r, path)
   local pl = r.pipelock
   if type(pl) == "table" then
     if pl.tls_passthrough ~= nil then self:set(r, "tls_passthrough", pl.tls_passthrough, "pipelock") end
-    if pl.ssrf_ip_allowlist then
-      self:warn(pl, "ssrf_ip_allowlist", path .. ".pipelock.ssrf_ip_allowlist", "cork's filter takes no SSRF "
-        .. "allowlist from a bottle yet; internal addresses stay refused")
+    for _, c in ipairs(pl.ssrf_ip_allowlist or {}) do
+      self.ssrf[#self.ssrf + 1] = c:find("/", 1, true) and c or (c .. "/32")
     end
     r.pipelock = nil
   end
@@ -410,8 +448,11 @@ function Tr:route(r, path)
   if type(dlp) == "table" then
     local dp = path .. ".dlp"
     if dlp.outbound_detectors then
-      self:warn(dlp, "outbound_detectors", dp .. ".outbound_detectors", "cork's filter runs its whole detector "
-        .. "set on every request to every host; this list neither narrows nor extends it")
+      local missing = M.missing_detectors(dlp.outbound_detectors)
+      self:warn(dlp, "outbound_detectors", dp .. ".outbound_detectors", "cork's filter runs all its detectors ("
+        .. table.concat(M.DETECTORS, ", ") .. ") on every request to every host; this list neither narrows "
+        .. "nor extends them" .. (#missing > 0 and ("; cork has no detector for " .. table.concat(missing, ", "))
+        or ""))
     end
     if dlp.inbound_detectors then
       self:warn(dlp, "inbound_detectors", dp .. ".inbound_detectors", "cork does not scan responses; not used")
@@ -431,7 +472,7 @@ end
 -- bot-bottle form was found.
 function M.translate(doc, meta, kind)
   local tr = setmetatable({file = meta.file, positions = meta.positions, offset = meta.line_offset,
-    warnings = {}}, Tr)
+    warnings = {}, ssrf = {}}, Tr)
   local before = M.has_forms(doc, kind)
   if kind == "agent" then
     for _, k in ipairs({"model", "color", "memory"}) do
@@ -446,6 +487,7 @@ function M.translate(doc, meta, kind)
   tr:agent(doc)
   local routes = type(doc.egress) == "table" and doc.egress.routes
   for i, r in ipairs(type(routes) == "table" and routes or {}) do tr:route(r, ("egress.routes[%d]"):format(i)) end
+  tr:ssrf_allowlist(doc)
   return tr:lines(), before
 end
 

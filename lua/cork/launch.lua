@@ -16,7 +16,8 @@ local M = {}
 function M.image_hint(role)
   if role == "bundle" then
     if pcall(require("cork.recipes").find, "bundle") then
-      return "`cork run bundle` builds cork's bundle; see docs/getting-started.md"
+      return "`cork run bundle` builds cork's bundle image (`cork run standin`: stand-ins that filter "
+        .. "nothing, to try cork quickly); see docs/getting-started.md"
     end
     return "no real bundle image is built by cork yet: `cork run standin` builds stand-in images "
       .. "(the stand-in bundle filters nothing); see docs/getting-started.md"
@@ -88,7 +89,8 @@ function M.prepare_rest(ctx)
       ctx.secrets.bundle[slot.slot] = "<value of $" .. slot.token_ref .. ">"
     end
   else
-    ctx.secrets = plan.resolve_secrets(ctx.plan, b)
+    -- opts.env (a table or function, else os.getenv): where secrets are read
+    ctx.secrets = plan.resolve_secrets(ctx.plan, b, { env = opts.env })
   end
   return ctx
 end

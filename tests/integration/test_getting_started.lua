@@ -63,8 +63,9 @@ fs.write(dir .. "/config/cork/bottles/noagent.yaml", "agent: { provider: custom,
 r = R.cork({ env = env }, { "run", "docker", "--bottle", "nobundle", "--detach" })
 local f = R.find(r.events, { event = "failed" })[1] or {}
 T.like(f.msg or "", "^bundle image cork%-no%-such%-bundle:latest not found in the Docker engine %(set bundle%.image "
-  .. "in the bottle, CORK_BUNDLE_IMAGE, or %-%-bundle%-image%): .*`cork run standin` builds stand%-in images "
-  .. "%(the stand%-in bundle filters nothing%); see docs/getting%-started%.md$", "a missing bundle image: where to get one")
+  .. "in the bottle, CORK_BUNDLE_IMAGE, or %-%-bundle%-image%): `cork run bundle` builds cork's bundle image "
+  .. "%(`cork run standin`: stand%-ins that filter nothing, to try cork quickly%); see docs/getting%-started%.md$",
+  "a missing bundle image: where to get one (the real bundle, and the stand-ins)")
 r = R.cork({ env = env }, { "run", "docker", "--bottle", "noagent", "--detach" })
 f = R.find(r.events, { event = "failed" })[1] or {}
 T.like(f.msg or "", "^agent image cork%-no%-such%-agent:latest not found in the Docker engine %(set agent%.image in "
