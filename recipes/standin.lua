@@ -15,8 +15,8 @@
 -- They let a bottle launch end to end where no real images are at hand: the
 -- agent is a busybox shell, and the bundle honours the bundle contract's
 -- shape but FILTERS NOTHING (docs/bundle.md, "The stand-in bundle"). Use
--- them to learn cork, not to contain an agent. docs/getting-started.md
--- walks from here to a running bottle.
+-- them to learn cork, not to contain an agent: `cork run bundle` builds the
+-- real bundle. docs/getting-started.md walks from here to a running bottle.
 local cork = require "cork"
 local log = require "cork.log"
 local args = require "cork.args"
@@ -59,8 +59,9 @@ if path then
   cork.fs.mkdir(path:match("^(.*)/[^/]*$"), "0700")
   cork.fs.write(path, ([[
 # A first bottle on cork's stand-in images (`cork run standin`): the agent is
-# a busybox shell, and the bundle FILTERS NOTHING. For learning cork only;
-# docs/getting-started.md says how to move to real images.
+# a busybox shell, and the bundle FILTERS NOTHING. For learning cork only:
+# drop the bundle block to use cork's bundle (`cork run bundle`), and see
+# docs/getting-started.md for your own agent image.
 agent:
   provider: custom
   image: %s

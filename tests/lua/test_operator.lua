@@ -96,5 +96,12 @@ T.like(r.stderr, "warning: " .. bf:gsub("%p", "%%%0") .. ":2:3: env A: host vari
   .. "%(a launch would stop here%)", "and warns about the first, with file:line:col")
 T.like(r.stderr, ":3:3: env B: host variable CORK_OP_UNSET_B is not set", "and the second")
 
+-- ---- 19.15: a missing image's error says where to get one -------------------------
+local launch = require "cork.launch"
+T.like(launch.image_hint("bundle"), "^`cork run bundle` builds cork's bundle image %(`cork run standin`: stand%-ins "
+  .. "that filter nothing, to try cork quickly%); see docs/getting%-started%.md$", "bundle: cork run bundle, and the stand-ins")
+T.like(launch.image_hint("agent"), "`cork run standin`, a busybox shell%); see docs/getting%-started%.md$",
+  "agent: build or load it, or the stand-in agent")
+
 fs.remove(dir, { recursive = true })
 T.done()
