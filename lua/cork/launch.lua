@@ -176,24 +176,8 @@ function M.with_env_file(path, argv)
   return out
 end
 
--- prepare(opts, backend) -> ctx: manifests loaded, plan built, clients
--- connected, secrets resolved, images checked: everything that can fail
--- before anything exists. Hold it as `local ctx <close>` (--dry-run's temp
--- dir is removed at close).
-function M.prepare(opts, backend)
-  local b, agent = M.load(opts)
-  local docker = dryrun.docker(opts)
-  local ctx = setmetatable({ opts = opts, backend = backend, bottle = b, agent = agent, docker = docker }, Ctx)
-  if opts.dry_run then
-    ctx.dry_root = cork.fs.tempdir("cork-dry-run")
-    local ok, err = pcall(M.prepare_rest, ctx)
-    if not ok then Ctx.__close(ctx); error(err, 0) end
-    return ctx
-  end
-  return M.prepare_rest(ctx)
-end
-
-function M.prepare_rest(ctx)
+-- prepare()'s work once the bottle is loaded and the clients made.
+local function prepare_rest(ctx)
   local opts, b, agent, docker = ctx.opts, ctx.bottle, ctx.agent, ctx.docker
   local plan_opts = { subnets = function() return plan.docker_subnets(docker) end }
   if opts.dry_run then
@@ -232,6 +216,24 @@ function M.prepare_rest(ctx)
   end
   return ctx
 end
+
+-- prepare(opts, backend) -> ctx: manifests loaded, plan built, clients
+-- connected, secrets resolved, images checked: everything that can fail
+-- before anything exists. Hold it as `local ctx <close>` (--dry-run's temp
+-- dir is removed at close).
+function M.prepare(opts, backend)
+  local b, agent = M.load(opts)
+  local docker = dryrun.docker(opts)
+  local ctx = setmetatable({ opts = opts, backend = backend, bottle = b, agent = agent, docker = docker }, Ctx)
+  if opts.dry_run then
+    ctx.dry_root = cork.fs.tempdir("cork-dry-run")
+    local ok, err = pcall(prepare_rest, ctx)
+    if not ok then Ctx.__close(ctx); error(err, 0) end
+    return ctx
+  end
+  return prepare_rest(ctx)
+end
+
 
 -- The bundle network: journal, defer, create.
 function M.network(s, j, ctx, extra)
