@@ -45,8 +45,10 @@ local getenv_of = util.getenv_of
 
 -- ---- identity -------------------------------------------------------------
 
-M.SLUG_BASE_MAX = 20
-M.SLUG_SUFFIX = 6
+-- the slug rule lives in cork.journal (cork down checks slugs without the planner)
+local journal = require "cork.journal"
+M.SLUG_BASE_MAX = journal.SLUG_BASE_MAX
+M.SLUG_SUFFIX = journal.SLUG_SUFFIX
 
 local ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -76,10 +78,7 @@ function M.slug(name, suffix)
   return base .. "-" .. suffix
 end
 
-function M.is_slug(s)
-  return type(s) == "string" and #s <= M.SLUG_BASE_MAX + 1 + M.SLUG_SUFFIX
-    and s:find("^[a-z0-9][a-z0-9-]*[a-z0-9]$") ~= nil and not s:find("--", 1, true)
-end
+M.is_slug = journal.is_slug
 
 function M.names(slug)
   return {
