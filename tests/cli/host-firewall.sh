@@ -64,12 +64,12 @@ mkdir -p "$XDG_CONFIG_HOME/cork/bottles"
 
 for shape in plain iptables; do
 	dir="$tmp/engine.$shape"
-	if ! env_out=$(CORK_DOCKERD_DIR="$dir" CORK_DOCKERD_SHAPE="$shape" tests/lib/dockerd.sh start); then
+	if ! env_out=$(CORK_DOCKERD_DIR="$dir" CORK_DOCKERD_SHAPE="$shape" tests/lib/dockerd.sh start 9>&-); then
 		notok "$shape engine starts"; notok "demo"; notok "launch"; notok "down"; notok "namespace"; continue
 	fi
 	ok "$shape engine starts beside the host's FORWARD DROP"
 	eval "$env_out"; export DOCKER_HOST
-	inns() { CORK_DOCKERD_DIR="$dir" tests/lib/dockerd.sh exec "$@"; }
+	inns() { CORK_DOCKERD_DIR="$dir" tests/lib/dockerd.sh exec "$@" 9>&-; }
 	inns "$cork" -q run demo >"$tmp/demo.$shape" 2>&1
 	rc=$?
 	check "$shape engine: the demo's isolation holds and its agent reaches its proxy (exit $rc)" [ "$rc" = 0 ]
