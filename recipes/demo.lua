@@ -222,8 +222,8 @@ do
   end)
   provision.steps:append({ name = "demo-agent", run = function(ctx)
     slug = ctx.slug
-    ctx:write(AGENT_PATH, AGENT_SCRIPT, { mode = 493, owner = ctx.provider.user })
-    ctx:write(HTTP_AGENT_PATH, HTTP_AGENT_SCRIPT, { mode = 493, owner = ctx.provider.user })
+    ctx:write(AGENT_PATH, AGENT_SCRIPT, { mode = "0755", owner = ctx.provider.user })
+    ctx:write(HTTP_AGENT_PATH, HTTP_AGENT_SCRIPT, { mode = "0755", owner = ctx.provider.user })
   end })
   local rc = recipes.run("docker", { "--detach", { bottle = bottle.inline(bottle_text(bundle_image, up), "demo",
     "<cork demo bottle>.yaml"), env = { CORK_DEMO_TOKEN = TOKEN } } })

@@ -50,11 +50,17 @@ end
 
 -- down(slug, {docker=, smolvm=, wait=}) -> list of what was removed.
 -- Uses the journal, then Docker's labels and smolvm's list for anything the
--- journal missed. Safe on half-built bottles; idempotent.
+-- journal missed. Safe on half-built bottles; idempotent. smolvm may be a
+-- function that returns the driver (or nil): it is called only when this
+-- bottle can have a VM, so tearing down a docker bottle runs no smolvm.
 function M.down(slug, o)
   o = o or {}
+  local function smolvm_of()
+    if type(o.smolvm) == "function" then return o.smolvm() end
+    return o.smolvm
+  end
   local st = journal.read(slug)
-  local done = {}
+  local done = require("cork.json").array()   -- "removed": [] in the down event, never {}
   if st and st.owner_alive and st.pid ~= cork.core.pid() then
     -- a run is in progress: ask it to unwind its own scope first
     log.info(("asking cork process %d to stop bottle %s"):format(st.pid, slug))
@@ -65,7 +71,7 @@ function M.down(slug, o)
   end
   local j = journal.attach(slug)
   local d = o.docker
-  local smol = o.smolvm
+  local vm_removed = false
   local resources = st and st.resources or {}
   -- reverse creation order: agent and bundle containers, VM, networks, alias
   for i = #resources, 1, -1 do
@@ -73,7 +79,11 @@ function M.down(slug, o)
     if r.kind == "container" then
       if d then M.remove.container(d, r.name, j); done[#done + 1] = "container " .. r.name end
     elseif r.kind == "vm" then
-      if smol then M.remove.vm(smol, r.name, j); done[#done + 1] = "vm " .. r.name end
+      local smol = smolvm_of()
+      if smol then
+        M.remove.vm(smol, r.name, j); done[#done + 1] = "vm " .. r.name
+        vm_removed = vm_removed or r.name == "cork-" .. slug
+      end
     elseif r.kind == "network" then
       if d then M.remove.network(d, r.name, j); done[#done + 1] = "network " .. r.name end
     elseif r.kind == "alias" then
@@ -89,6 +99,9 @@ function M.down(slug, o)
       M.remove.network(d, n.Id); done[#done + 1] = "network " .. (n.Name or n.Id)
     end
   end
+  -- a VM the journal did not know about: not for a docker bottle (that
+  -- recipe makes none), nor when the journal's VM was just removed
+  local smol = not vm_removed and not (st and st.backend == "docker") and smolvm_of()
   if smol then
     local ok, entry = pcall(smol.status, smol, "cork-" .. slug)
     if ok and entry then M.remove.vm(smol, "cork-" .. slug); done[#done + 1] = "vm cork-" .. slug end

@@ -105,7 +105,7 @@ T.is(r and r.result and type(r.result.plan), "table", "plan: result.plan")
 T.ok(r and r.result and r.result.plan and r.result.plan.slug ~= nil, "plan: has a slug")
 r = s:request("plan2", "plan", { bottle = "ghost" })
 T.is(r and r.error and r.error.kind, "not_found", "plan of a missing bottle: the child's error kind")
-T.is(r and r.error and r.error.exit_code, 1, "and its exit code")
+T.is(r and r.error and r.error.exit_code, 2, "and its exit code (2: a misspelled name is a usage error)")
 local blob = {}
 for _, m in ipairs(s.seen) do blob[#blob + 1] = json.encode(m) end
 T.unlike(table.concat(blob, "\n"), "FIXTURESECRET", "no secret value in any answer or event")
@@ -208,6 +208,18 @@ r = s:request("bye", "shutdown")
 T.same(r and r.result, { cancelled = { "w" }, left_running = {}, ended = {} }, "shutdown: the watch is cancelled")
 T.is(s:exit_status(), 0, "shutdown with a watch: exit 0")
 T.ok(wpid and not cork.core.pid_alive(wpid), "shutdown: no ls --watch left running")
+
+-- ---- a server killed outright: its watch stops by itself -------------------
+s = start()
+r = s:request("w", "ls", { watch = true, interval = 0.2 })
+wpid = r and r.result and r.result.pid
+T.ok(wpid and cork.core.pid_alive(wpid), "killed server: its watch runs")
+s.p:kill("KILL")
+s.p:wait(TIMEOUT)
+local t1 = cork.time()
+while wpid and cork.core.pid_alive(wpid) and cork.time() - t1 < 10 do cork.sleep(0.05) end
+T.ok(wpid and not cork.core.pid_alive(wpid), ("killed server: the watch stopped by itself (%.1f s)"):format(cork.time() - t1))
+s:eof()
 
 -- ---- EOF without --end-on-exit: the launch carries on ----------------------
 local m2 = fx.dir .. "/marker2"

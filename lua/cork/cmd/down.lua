@@ -1,7 +1,7 @@
 -- cork down SLUG... | --all: end everything of a bottle.
 local cork = require "cork"
 local args = require "cork.args"
-local bottle = require "cork.bottle"
+local teardown = require "cork.teardown"
 local journal = require "cork.journal"
 
 local USAGE = "cork down SLUG... | --all"
@@ -36,18 +36,28 @@ function M.all_slugs(d, smol)
   return out
 end
 
--- clients([consequence]) -> docker client or nil, smolvm driver or nil; the
--- warning when Docker is not there says what that means for the caller.
-local function clients(consequence)
+-- docker_client([consequence]) -> docker client or nil; the warning when
+-- Docker is not there says what that means for the caller.
+local function docker_client(consequence)
   local ok, d = pcall(function() return require("cork.docker").connect({ timeout = 60 }) end)
   if not ok then
     cork.log.warn(("Docker is not reachable (%s): %s")
       :format(cork.is_error(d) and d.message or tostring(d), consequence or "containers and networks are left alone"))
     d = nil
   end
+  return d
+end
+
+-- smolvm() -> the smolvm driver when smolvm answers, else nil
+local function smolvm()
   local smol = require("cork.smolvm").driver()
   local okv = pcall(smol.version, smol)
-  return d, okv and smol or nil
+  return okv and smol or nil
+end
+
+-- clients([consequence]) -> docker client or nil, smolvm driver or nil
+local function clients(consequence)
+  return docker_client(consequence), smolvm()
 end
 M.clients = clients
 
@@ -55,14 +65,25 @@ function M.main(argv)
   local opts, rest = args.parse(argv, { all = "boolean" }, { usage = USAGE })
   if not opts.all and #rest == 0 then cork.error("usage", "down needs a SLUG or --all\nusage: " .. USAGE) end
   if opts.all and #rest > 0 then cork.error("usage", "give SLUGs or --all, not both\nusage: " .. USAGE) end
-  local d, smol = clients()
-  local slugs = opts.all and M.all_slugs(d, smol) or rest
-  for _, slug in ipairs(slugs) do
-    if not require("cork.plan").is_slug(slug) then cork.error("usage", ("not a bottle slug: %s"):format(slug)) end
+  local function check(slugs)
+    for _, slug in ipairs(slugs) do
+      if not journal.is_slug(slug) then cork.error("usage", ("not a bottle slug: %s"):format(slug)) end
+    end
   end
+  check(rest)
+  local d = docker_client()
+  -- smolvm is asked about only when a bottle may have a VM (not a docker
+  -- bottle's teardown), and then once
+  local probed, smol = false, nil
+  local function smol_once()
+    if not probed then probed, smol = true, smolvm() end
+    return smol
+  end
+  local slugs = opts.all and M.all_slugs(d, smol_once()) or rest
+  check(slugs)
   local failed = 0
   for _, slug in ipairs(slugs) do
-    local ok, res = pcall(bottle.down, slug, { docker = d, smolvm = smol })
+    local ok, res = pcall(teardown.down, slug, { docker = d, smolvm = smol_once })
     if ok then
       cork.log.info(("%s: %s"):format(slug, #res > 0 and ("removed " .. table.concat(res, ", ")) or "nothing left"),
         { slug = slug, removed = res })
