@@ -143,7 +143,15 @@ typedef struct {
 	char h_api[24], h_os[24], h_server[96], h_ctype[96], h_exp[8], h_builder[8];
 	int closed;
 	int busy;               /* inside a request's progress function */
+	double grace;           /* next request: seconds it may run on after an
+	                         * interrupt (creates: see CREATE_GRACE) */
 } client;
+
+/* A create that was sent is let finish for up to this long after an
+ * interrupt: abandoning it would leave the engine creating something after
+ * cork has given up on it (and its cleanup saw "not found"). The interrupt is
+ * raised at the next checkpoint, with the resource made and known. */
+#define CREATE_GRACE 15.0
 
 typedef struct {
 	CURL *easy;
@@ -985,6 +993,8 @@ static long perform_io(lua_State *L, client *c, const char *method, const char *
                        FILE *upload, curl_off_t upload_size, struct sink *out)
 {
 	CURL *e = c->easy;
+	double grace = c->grace;
+	c->grace = 0;
 	cork_checkpoint(L);
 	luaL_checkstack(L, 8, NULL);
 	if (c->busy)
@@ -1058,8 +1068,8 @@ static long perform_io(lua_State *L, client *c, const char *method, const char *
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 
 	CURLcode rc = CURLE_OK;
-	int interrupted = 0, cb_failed = 0;
-	double last = mono_now();
+	int interrupted = 0, cb_failed = 0, abandoned = 0;
+	double last = mono_now(), int_at = 0;
 	curl_multi_add_handle(c->multi, e);
 	for (;;) {
 		int running = 0;
@@ -1078,8 +1088,14 @@ static long perform_io(lua_State *L, client *c, const char *method, const char *
 			break;
 		}
 		if (cork_interrupt_pending(L)) {
-			interrupted = 1;
-			break;
+			/* a create in flight runs to its end (bounded): see CREATE_GRACE */
+			if (grace > 0 && int_at == 0)
+				int_at = mono_now();
+			if (grace <= 0 || mono_now() - int_at >= grace) {
+				interrupted = 1;
+				abandoned = grace > 0;
+				break;
+			}
 		}
 		if (out && out->progress && out->bytes > 0 && mono_now() - last >= 1.0) {
 			/* the progress function runs protected: its error (or an
@@ -1117,6 +1133,14 @@ static long perform_io(lua_State *L, client *c, const char *method, const char *
 
 	if (interrupted) {
 		cork_checkpoint(L);
+		if (abandoned) {
+			/* the engine may still make it: cleanups must look, not trust a 404 */
+			cork_error_push(L, "interrupted", "docker %s %s: interrupted; the engine did not answer "
+			                "within %g s and may still create it", method, path, grace);
+			lua_pushboolean(L, 1);
+			lua_setfield(L, -2, "uncertain");
+			return lua_error(L);
+		}
 		cork_raise(L, "interrupted", "docker %s %s: interrupted", method, path);
 	}
 	if (c->resp.oom)
@@ -1519,6 +1543,7 @@ static int docker_network_create(lua_State *L)
 		lua_setfield(L, -2, "Config");
 		lua_setfield(L, body, "IPAM");
 	}
+	c->grace = CREATE_GRACE;
 	call(L, c, "POST", "/networks/create", body, 0, 0);
 	push_created(L, lua_gettop(L));
 	return 1;
@@ -1961,6 +1986,7 @@ static int docker_container_create(lua_State *L)
 
 	const char *kv[] = {"name", name};
 	const char *path = push_path(L, "/containers/create", kv, 2);
+	c->grace = CREATE_GRACE;
 	call(L, c, "POST", path, body, 0, sec);
 	push_created(L, lua_gettop(L));
 	int res = lua_gettop(L);
