@@ -8,7 +8,8 @@ build="gcc make pkg-config liblua5.4-dev lua-cjson-dev libyaml-dev libcurl4-open
 # docker.io (the private engine), iproute2 + util-linux (netns tests),
 # mitmproxy (a real consumer of the minted CAs), valgrind (leak checks),
 # docker-registry (the stand-in registry image: prepare's registry path)
-test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind docker-registry"
+# socat (test_cancel: an engine that goes away, as a proxy that is stopped)
+test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind docker-registry socat"
 case "${1:-all}" in
 	build) want=$build ;;
 	test) want=$test ;;
