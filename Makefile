@@ -16,6 +16,8 @@ Q        := $(if $(V),,@)
 
 # Binding modules: src/NAME.c exports luaopen_cork_NAME, preloaded as "cork.NAME".
 MODULES  := core scope proc fs yaml log net ca docker
+# Modules made of several files: the extra objects of each.
+MODULE_EXTRA := docker_transport docker_json docker_api docker_exec docker_events
 
 # pkg-config name -> Debian package, checked before anything is compiled.
 PKGS     := lua5.4:liblua5.4-dev lua5.4-cjson:lua-cjson-dev yaml-0.1:libyaml-dev \
@@ -32,7 +34,7 @@ LIBS        = $(shell pkg-config --libs $(PKG_NAMES) 2>/dev/null) -lm -lpthread
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 
 RUNTIME_SRC := runtime error
-LIB_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(RUNTIME_SRC) $(MODULES))) \
+LIB_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(RUNTIME_SRC) $(MODULES) $(MODULE_EXTRA))) \
             $(BUILD)/embedded.o $(BUILD)/modules.o
 MAIN_OBJ := $(BUILD)/main.o
 EMBED_FILES := $(shell find lua recipes -type f ! -name '*~' ! -name '.*' 2>/dev/null | LC_ALL=C sort)
