@@ -47,9 +47,6 @@ T.ok(fs.exists(state .. "/cork/vmb-aaa111/journal"), "down without smolvm: the j
 r = run({ "gc" }, { PATH = "/nonexistent" })
 T.like(r.stderr, "orphaned: vmb%-aaa111 %(smolmachines, cork pid 999999 gone, 1 resources in its journal%)",
   "gc: the pid is an integer (was 999999.0)")
-local st = require("cork.journal")
-local saved = os.getenv("XDG_STATE_HOME")
-T.is(saved ~= nil, true, "tests run with XDG_STATE_HOME set")
 
 -- a slug with no journal, Docker away: an error, not "nothing left"
 r = run({ "down", "nope-abc123" })
@@ -77,6 +74,37 @@ print(fs.exists(journal.dir("full-abc123")))
 else
   T.skip("no /dev/full")
   T.skip("no /dev/full")
+end
+
+-- teardown.down with a state dir that cannot be written (read-only): every
+-- removal still happens; the error says the state dir could not go
+do
+  local journal = require "cork.journal"
+  local teardown = require "cork.teardown"
+  journal.set_root(dir .. "/ro")
+  local j = journal.open("ro-abc123", { backend = "docker" })
+  j:add("network", "n1"); j:add("container", "c1")
+  local removed = {}
+  local fake = {
+    container_remove = function(_, name) removed[#removed + 1] = "container " .. name; return true end,
+    network_remove = function(_, name) removed[#removed + 1] = "network " .. name; return true end,
+    containers = function() return {} end, networks = function() return {} end,
+    request = function(_, method, path)
+      if method == "DELETE" then removed[#removed + 1] = path:match("^/(%a+)s/") .. " " .. path:match("([^/]+)$") end
+      return { status = 200, body = { Volumes = {} } }
+    end,
+  }
+  local real_append, real_remove = fs.append, fs.remove
+  fs.append = function() cork.error("permission", "cannot append to journal: Read-only file system") end
+  fs.remove = function() cork.error("permission", "cannot remove: Read-only file system") end
+  local ok, err = pcall(teardown.down, "ro-abc123", { docker = fake })
+  fs.append, fs.remove = real_append, real_remove
+  T.same(removed, { "container c1", "network n1" }, "read-only state dir: every removal still happens")
+  T.ok(not ok and cork.is_error(err, "permission"), "then an error", tostring(err))
+  T.like(ok and "" or err.message, "^ro%-abc123: everything is removed, but the state dir .* could not be: ",
+    "saying what could not be done")
+  journal.finish("ro-abc123", { force = true })
+  journal.set_root(nil)
 end
 
 T.done()
