@@ -224,6 +224,15 @@ end
 
 local function msg_of(e) return cork.is_error(e) and e.message or tostring(e) end
 
+-- Is pid alive (a zombie, exited but not yet reaped by its parent, is not)?
+local function alive(pid)
+  if not cork.core.pid_alive(pid) then return false end
+  local ok, stat = pcall(cork.fs.read, "/proc/" .. pid .. "/stat")
+  if ok and stat:match("^%d+ %b() (%a)") == "Z" then return false end
+  return true
+end
+M.alive = alive
+
 -- Ask a live launch to unwind itself, and wait for it: its own cleanup
 -- removes what it made; racing it would only trade 409s.
 local function stop_owner(st, slug, o)
@@ -231,14 +240,14 @@ local function stop_owner(st, slug, o)
   if not pid or pid <= 1 then return end
   log.info(("asking cork process %d to stop bottle %s..."):format(pid, slug))
   local r = cork.proc.run({ "kill", "-TERM", tostring(pid) })
-  if r.status ~= 0 and cork.core.pid_alive(pid) then
+  if r.status ~= 0 and alive(pid) then
     cork.error("cleanup", ("%s: cannot signal cork process %d: %s"):format(slug, pid,
       (r.stderr or ""):match("[^\n]*")), { pid = pid })
   end
   local wait = o.wait or (M.timeout() + 30)
   local t0 = cork.time()
-  while cork.core.pid_alive(pid) and cork.time() - t0 < wait do cork.sleep(0.1) end
-  if cork.core.pid_alive(pid) then
+  while alive(pid) and cork.time() - t0 < wait do cork.sleep(0.1) end
+  if alive(pid) then
     cork.error("timeout", ("%s: cork process %d is still unwinding after %g s; nothing was touched "
       .. "(run `cork down %s` again later)"):format(slug, pid, wait, slug), { pid = pid })
   end
