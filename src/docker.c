@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "docker_priv.h"
+#include "modules.h"
 
 /* ---- the client's own methods ------------------------------------------- */
 
@@ -159,9 +160,9 @@ static int docker_request(lua_State *L)
 	int oi = lua_isnoneornil(L, 4) ? 0 : 4;
 	if (oi)
 		cork_check_options(L, oi, request_opts);
-	double t = dk_opt_num(L, oi, "timeout", 0);
-	const char *ctype = dk_opt_str(L, oi, "content_type");
-	const char *output = dk_opt_str(L, oi, "output");
+	double t = cork_opt_number(L, oi, "timeout", 0);
+	const char *ctype = cork_opt_string(L, oi, "content_type", NULL);
+	const char *output = cork_opt_string(L, oi, "output", NULL);
 	lua_settop(L, 4);
 	/* the progress function sits at a fixed index: perform_io calls it */
 	if (oi)
@@ -326,7 +327,6 @@ static void curl_init_once(void)
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int luaopen_cork_docker(lua_State *L);
 
 int luaopen_cork_docker(lua_State *L)
 {

@@ -24,14 +24,13 @@ static int docker_network_create(lua_State *L)
 	luaL_checktype(L, 2, LUA_TTABLE);
 	cork_check_options(L, 2, network_create_opts);
 	lua_settop(L, 2);
-	const char *name = dk_opt_str(L, 2, "name");
-	luaL_argcheck(L, name && *name, 2, "'name' is required");
-	const char *subnet = dk_opt_str(L, 2, "subnet");
-	const char *gateway = dk_opt_str(L, 2, "gateway");
-	const char *driver = dk_opt_str(L, 2, "driver");
+	const char *name = cork_opt_required(L, 2, "name");
+	const char *subnet = cork_opt_string(L, 2, "subnet", NULL);
+	const char *gateway = cork_opt_string(L, 2, "gateway", NULL);
+	const char *driver = cork_opt_string(L, 2, "driver", NULL);
 	luaL_argcheck(L, !gateway || subnet, 2, "'gateway' needs 'subnet'");
-	int internal = dk_opt_bool(L, 2, "internal", 0);
-	int attachable = dk_opt_bool(L, 2, "attachable", 0);
+	int internal = cork_opt_boolean(L, 2, "internal", 0);
+	int attachable = cork_opt_boolean(L, 2, "attachable", 0);
 
 	lua_newtable(L);
 	int body = lua_gettop(L);
@@ -125,7 +124,7 @@ static void push_endpoint(lua_State *L, int o)
 	lua_newtable(L);
 	if (!o)
 		return;
-	const char *ip = dk_opt_str(L, o, "ip");
+	const char *ip = cork_opt_string(L, o, "ip", NULL);
 	if (ip) {
 		lua_newtable(L);
 		lua_pushstring(L, ip);
@@ -176,7 +175,7 @@ static int docker_network_disconnect(lua_State *L)
 	int oi = lua_isnoneornil(L, 4) ? 0 : 4;
 	if (oi)
 		cork_check_options(L, oi, disconnect_opts);
-	int force = dk_opt_bool(L, oi, "force", 0);
+	int force = cork_opt_boolean(L, oi, "force", 0);
 	lua_settop(L, 4);
 	lua_newtable(L);
 	lua_pushstring(L, ctr);
@@ -208,7 +207,7 @@ static const char *push_port_key(lua_State *L, int o, const char *what)
 	if (t != LUA_TNUMBER && t != LUA_TSTRING)
 		luaL_error(L, "%s: 'container_port' is required (a number or \"80/tcp\")", what);
 	const char *cp = lua_tostring(L, -1);
-	const char *proto = dk_opt_str(L, o, "protocol");
+	const char *proto = cork_opt_string(L, o, "protocol", NULL);
 	if (strchr(cp, '/')) {
 		if (proto)
 			luaL_error(L, "%s: give the protocol in 'container_port' or 'protocol', not both", what);
@@ -262,9 +261,8 @@ static int docker_container_create(lua_State *L)
 	lua_settop(L, 2);
 	lua_newtable(L);
 	int sec = 3;                       /* env values, for redaction */
-	const char *name = dk_opt_str(L, 2, "name");
-	const char *image = dk_opt_str(L, 2, "image");
-	luaL_argcheck(L, image && *image, 2, "'image' is required");
+	const char *name = cork_opt_string(L, 2, "name", NULL);
+	const char *image = cork_opt_required(L, 2, "image");
 
 	lua_newtable(L);
 	int body = 4;
@@ -285,22 +283,22 @@ static int docker_container_create(lua_State *L)
 		{"stop_signal", "StopSignal"},
 	};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
-		const char *v = dk_opt_str(L, 2, strs[i].opt);
+		const char *v = cork_opt_string(L, 2, strs[i].opt, NULL);
 		if (v) {
 			lua_pushstring(L, v);
 			lua_setfield(L, body, strs[i].field);
 		}
 	}
-	double st = dk_opt_num(L, 2, "stop_timeout", -1);
+	double st = cork_opt_number(L, 2, "stop_timeout", -1);
 	if (st >= 0) {
 		lua_pushinteger(L, (lua_Integer)st);
 		lua_setfield(L, body, "StopTimeout");
 	}
-	if (dk_opt_bool(L, 2, "tty", 0)) {
+	if (cork_opt_boolean(L, 2, "tty", 0)) {
 		lua_pushboolean(L, 1);
 		lua_setfield(L, body, "Tty");
 	}
-	if (dk_opt_bool(L, 2, "open_stdin", 0)) {
+	if (cork_opt_boolean(L, 2, "open_stdin", 0)) {
 		lua_pushboolean(L, 1);
 		lua_setfield(L, body, "OpenStdin");
 	}
@@ -313,24 +311,24 @@ static int docker_container_create(lua_State *L)
 		lua_setfield(L, hc, "SecurityOpt");
 	if (dk_push_strlist(L, 2, "extra_hosts"))
 		lua_setfield(L, hc, "ExtraHosts");
-	if (dk_opt_bool(L, 2, "read_only_rootfs", 0)) {
+	if (cork_opt_boolean(L, 2, "read_only_rootfs", 0)) {
 		lua_pushboolean(L, 1);
 		lua_setfield(L, hc, "ReadonlyRootfs");
 	}
-	if (dk_opt_bool(L, 2, "init", 0)) {
+	if (cork_opt_boolean(L, 2, "init", 0)) {
 		lua_pushboolean(L, 1);
 		lua_setfield(L, hc, "Init");
 	}
-	if (dk_opt_bool(L, 2, "auto_remove", 0)) {
+	if (cork_opt_boolean(L, 2, "auto_remove", 0)) {
 		lua_pushboolean(L, 1);
 		lua_setfield(L, hc, "AutoRemove");
 	}
-	double mem = dk_opt_num(L, 2, "memory", -1);
+	double mem = cork_opt_number(L, 2, "memory", -1);
 	if (mem > 0) {
 		lua_pushinteger(L, (lua_Integer)mem);
 		lua_setfield(L, hc, "Memory");
 	}
-	double pids = dk_opt_num(L, 2, "pids_limit", -1);
+	double pids = cork_opt_number(L, 2, "pids_limit", -1);
 	if (pids > 0) {
 		lua_pushinteger(L, (lua_Integer)pids);
 		lua_setfield(L, hc, "PidsLimit");
@@ -371,9 +369,9 @@ static int docker_container_create(lua_State *L)
 				luaL_error(L, "mounts[%d] must be a table", (int)i);
 			int m = lua_gettop(L);
 			cork_check_options(L, m, mount_opts);
-			const char *type = dk_opt_str(L, m, "type");
-			const char *s = dk_opt_str(L, m, "source");
-			const char *t = dk_opt_str(L, m, "target");
+			const char *type = cork_opt_string(L, m, "type", NULL);
+			const char *s = cork_opt_string(L, m, "source", NULL);
+			const char *t = cork_opt_string(L, m, "target", NULL);
 			if (!t || (!s && (!type || strcmp(type, "tmpfs") != 0)))
 				luaL_error(L, "mounts[%d] needs 'source' and 'target'", (int)i);
 			lua_newtable(L);
@@ -385,7 +383,7 @@ static int docker_container_create(lua_State *L)
 			}
 			lua_pushstring(L, t);
 			lua_setfield(L, -2, "Target");
-			lua_pushboolean(L, dk_opt_bool(L, m, "read_only", 0));
+			lua_pushboolean(L, cork_opt_boolean(L, m, "read_only", 0));
 			lua_setfield(L, -2, "ReadOnly");
 			lua_rawseti(L, src + 1, i);
 			lua_settop(L, src + 1);
@@ -410,7 +408,7 @@ static int docker_container_create(lua_State *L)
 			char what[32];
 			snprintf(what, sizeof what, "ports[%d]", (int)i);
 			const char *key = push_port_key(L, p, what);
-			const char *hip = dk_opt_str(L, p, "host_ip");
+			const char *hip = cork_opt_string(L, p, "host_ip", NULL);
 			char hport[16] = "";
 			lua_getfield(L, p, "host_port");
 			if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 && lua_tointeger(L, -1) <= 65535) {
@@ -462,7 +460,7 @@ static int docker_container_create(lua_State *L)
 			} else if (t == LUA_TTABLE) {
 				int o = lua_gettop(L) - 1;
 				cork_check_options(L, o, network_opts);
-				const char *nn = dk_opt_str(L, o, "name");
+				const char *nn = cork_opt_string(L, o, "name", NULL);
 				if (!nn || !*nn)
 					luaL_error(L, "networks[%d] needs a 'name'", i);
 				lua_pushstring(L, nn);
@@ -498,7 +496,7 @@ static int docker_container_create(lua_State *L)
 	}
 	/* network_mode: "none", "host", "container:<id>" (a container sharing
 	 * another's network namespace); the networks option names bridges */
-	const char *nmode = dk_opt_str(L, 2, "network_mode");
+	const char *nmode = cork_opt_string(L, 2, "network_mode", NULL);
 	if (nmode) {
 		luaL_argcheck(L, *nmode && nnets == 0, 2, "give 'network_mode' or 'networks', not both");
 		lua_pushstring(L, nmode);
@@ -583,8 +581,8 @@ static int docker_container_stop(lua_State *L)
 	int oi = lua_isnoneornil(L, 3) ? 0 : 3;
 	if (oi)
 		cork_check_options(L, oi, stop_opts);
-	double t = dk_opt_num(L, oi, "timeout", -1);
-	const char *sig = dk_opt_str(L, oi, "signal");
+	double t = cork_opt_number(L, oi, "timeout", -1);
+	const char *sig = cork_opt_string(L, oi, "signal", NULL);
 	char ts[32] = "";
 	if (t >= 0)
 		snprintf(ts, sizeof ts, "%d", (int)t);
@@ -642,7 +640,7 @@ static int docker_container_remove(lua_State *L)
 	int oi = lua_isnoneornil(L, 3) ? 0 : 3;
 	if (oi)
 		cork_check_options(L, oi, remove_opts);
-	int force = dk_opt_bool(L, oi, "force", 0), vols = dk_opt_bool(L, oi, "volumes", 0);
+	int force = cork_opt_boolean(L, oi, "force", 0), vols = cork_opt_boolean(L, oi, "volumes", 0);
 	const char *kv[] = {"force", force ? "1" : NULL, "v", vols ? "1" : NULL};
 	const char *path = dk_push_path(L, dk_push_refpath(L, "/containers/", ref, ""), kv, 4);
 	dk_call(L, c, "DELETE", path, 0, 0, 0);
@@ -668,8 +666,8 @@ static int docker_containers(lua_State *L)
 	int oi = lua_isnoneornil(L, 2) ? 0 : 2;
 	if (oi)
 		cork_check_options(L, oi, containers_opts);
-	int all = dk_opt_bool(L, oi, "all", 0);
-	double limit = dk_opt_num(L, oi, "limit", -1);
+	int all = cork_opt_boolean(L, oi, "all", 0);
+	double limit = cork_opt_number(L, oi, "limit", -1);
 	char ls[32] = "";
 	if (limit > 0)
 		snprintf(ls, sizeof ls, "%d", (int)limit);
@@ -696,8 +694,8 @@ static int docker_container_wait(lua_State *L)
 	int oi = lua_isnoneornil(L, 3) ? 0 : 3;
 	if (oi)
 		cork_check_options(L, oi, wait_opts);
-	const char *cond = dk_opt_str(L, oi, "condition");
-	double t = dk_opt_num(L, oi, "timeout", 0);
+	const char *cond = cork_opt_string(L, oi, "condition", NULL);
+	double t = cork_opt_number(L, oi, "timeout", 0);
 	const char *kv[] = {"condition", cond};
 	const char *path = dk_push_path(L, dk_push_refpath(L, "/containers/", ref, "/wait"), kv, 2);
 	/* no total timeout unless asked: a wait is as long as the container */
@@ -809,7 +807,7 @@ static int docker_image_remove(lua_State *L)
 	int oi = lua_isnoneornil(L, 3) ? 0 : 3;
 	if (oi)
 		cork_check_options(L, oi, image_remove_opts);
-	int force = dk_opt_bool(L, oi, "force", 0), noprune = dk_opt_bool(L, oi, "noprune", 0);
+	int force = cork_opt_boolean(L, oi, "force", 0), noprune = cork_opt_boolean(L, oi, "noprune", 0);
 	const char *kv[] = {"force", force ? "1" : NULL, "noprune", noprune ? "1" : NULL};
 	dk_call(L, c, "DELETE", dk_push_path(L, dk_push_refpath(L, "/images/", ref, ""), kv, 4), 0, 0, 0);
 	return 1;
@@ -833,9 +831,9 @@ static int docker_image_import(lua_State *L)
 	int oi = lua_isnoneornil(L, 3) ? 0 : 3;
 	if (oi)
 		cork_check_options(L, oi, import_opts);
-	const char *repo = dk_opt_str(L, oi, "repo"), *tag = dk_opt_str(L, oi, "tag");
-	const char *msg = dk_opt_str(L, oi, "message");
-	double t = dk_opt_num(L, oi, "timeout", 0);
+	const char *repo = cork_opt_string(L, oi, "repo", NULL), *tag = cork_opt_string(L, oi, "tag", NULL);
+	const char *msg = cork_opt_string(L, oi, "message", NULL);
+	double t = cork_opt_number(L, oi, "timeout", 0);
 	lua_settop(L, 3);
 	if (oi)
 		lua_getfield(L, oi, "changes");
@@ -885,7 +883,7 @@ static int docker_image_import(lua_State *L)
 	if (path) {
 		fp = fopen(path, "rb");
 		if (!fp)
-			cork_raise(L, errno == ENOENT ? "not_found" : "io", "image_import: %s: %s", path,
+			cork_raise(L, cork_errno_kind(errno), "image_import: %s: %s", path,
 			           strerror(errno));
 		c->upload = fp; /* owned: closed below, or by close/__gc after an error */
 	}

@@ -41,8 +41,8 @@ static int docker_container_logs(lua_State *L)
 	int oi = lua_isnoneornil(L, 3) ? 0 : 3;
 	if (oi)
 		cork_check_options(L, oi, logs_opts);
-	int so = dk_opt_bool(L, oi, "stdout", 1), se = dk_opt_bool(L, oi, "stderr", 1);
-	int ts = dk_opt_bool(L, oi, "timestamps", 0);
+	int so = cork_opt_boolean(L, oi, "stdout", 1), se = cork_opt_boolean(L, oi, "stderr", 1);
+	int ts = cork_opt_boolean(L, oi, "timestamps", 0);
 	char tail[32] = "", since[32] = "";
 	if (oi) {
 		lua_getfield(L, oi, "tail");
@@ -53,7 +53,7 @@ static int docker_container_logs(lua_State *L)
 		else if (!lua_isnil(L, -1))
 			luaL_error(L, "option 'tail' must be a number or \"all\"");
 		lua_pop(L, 1);
-		double s = dk_opt_num(L, oi, "since", 0);
+		double s = cork_opt_number(L, oi, "since", 0);
 		if (s > 0)
 			snprintf(since, sizeof since, "%lld", (long long)s);
 	}
@@ -184,7 +184,7 @@ static void exec_push_body(lua_State *L, int oi, int has_stdin, int priv, int se
 	if (oi) {
 		if (dk_push_env(L, oi, "env", sec))
 			lua_setfield(L, body, "Env");
-		const char *user = dk_opt_str(L, oi, "user"), *wd = dk_opt_str(L, oi, "workdir");
+		const char *user = cork_opt_string(L, oi, "user", NULL), *wd = cork_opt_string(L, oi, "workdir", NULL);
 		if (user) {
 			lua_pushstring(L, user);
 			lua_setfield(L, body, "User");
@@ -368,18 +368,9 @@ static int docker_exec(lua_State *L)
 	lua_settop(L, 4);
 	luaL_argcheck(L, lua_rawlen(L, 3) > 0, 3, "empty argv");
 	size_t inlen = 0;
-	const char *in = NULL;
-	if (oi) {
-		lua_getfield(L, oi, "stdin");
-		if (!lua_isnil(L, -1)) {
-			if (lua_type(L, -1) != LUA_TSTRING)
-				luaL_error(L, "option 'stdin' must be a string");
-			in = lua_tolstring(L, -1, &inlen);
-		}
-		lua_pop(L, 1); /* still referenced by the option table */
-	}
-	double t = dk_opt_num(L, oi, "timeout", 0);
-	int priv = dk_opt_bool(L, oi, "privileged", 0);
+	const char *in = cork_opt_lstring(L, oi, "stdin", NULL, &inlen);
+	double t = cork_opt_number(L, oi, "timeout", 0);
+	int priv = cork_opt_boolean(L, oi, "privileged", 0);
 	lua_newtable(L);
 	int sec = 5;
 	exec_push_body(L, oi, in != NULL, priv, sec);

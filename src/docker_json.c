@@ -236,53 +236,6 @@ const char *dk_check_ref(lua_State *L, int idx)
 	return s;
 }
 
-/* Option field k of table o as a string, or NULL when absent. The string
- * stays referenced by the option table, so the pointer outlives the pop. */
-const char *dk_opt_str(lua_State *L, int o, const char *k)
-{
-	if (!o)
-		return NULL;
-	lua_getfield(L, o, k);
-	int t = lua_type(L, -1);
-	const char *s = NULL;
-	if (t == LUA_TSTRING)
-		s = lua_tostring(L, -1);
-	else if (t != LUA_TNIL)
-		luaL_error(L, "option '%s' must be a string (got %s)", k, lua_typename(L, t));
-	lua_pop(L, 1);
-	return s;
-}
-
-int dk_opt_bool(lua_State *L, int o, const char *k, int def)
-{
-	if (!o)
-		return def;
-	lua_getfield(L, o, k);
-	int t = lua_type(L, -1);
-	int v = def;
-	if (t == LUA_TBOOLEAN)
-		v = lua_toboolean(L, -1);
-	else if (t != LUA_TNIL)
-		luaL_error(L, "option '%s' must be a boolean (got %s)", k, lua_typename(L, t));
-	lua_pop(L, 1);
-	return v;
-}
-
-double dk_opt_num(lua_State *L, int o, const char *k, double def)
-{
-	if (!o)
-		return def;
-	lua_getfield(L, o, k);
-	int t = lua_type(L, -1);
-	double v = def;
-	if (t == LUA_TNUMBER)
-		v = lua_tonumber(L, -1);
-	else if (t != LUA_TNIL)
-		luaL_error(L, "option '%s' must be a number (got %s)", k, lua_typename(L, t));
-	lua_pop(L, 1);
-	return v;
-}
-
 /* Push option k of table o as an array of strings (a new table), or nothing
  * and return 0 when absent. */
 int dk_push_strlist(lua_State *L, int o, const char *k)

@@ -411,7 +411,7 @@ long dk_perform_io(lua_State *L, client *c, const char *method, const char *path
 		out->fd = open(out->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (out->fd < 0) {
 			int en = errno;
-			cork_raise(L, en == ENOENT ? "not_found" : "io", "docker %s %s: cannot write %s: %s",
+			cork_raise(L, cork_errno_kind(en), "docker %s %s: cannot write %s: %s",
 			           method, path, out->path, strerror(en));
 		}
 		struct stat st;
@@ -672,10 +672,10 @@ int docker_connect(lua_State *L)
 	}
 	if (oi)
 		cork_check_options(L, oi, connect_opts);
-	double timeout = dk_opt_num(L, oi, "timeout", DEFAULT_TIMEOUT_MS / 1000.0);
-	double ctimeout = dk_opt_num(L, oi, "connect_timeout", DEFAULT_CONNECT_MS / 1000.0);
+	double timeout = cork_opt_number(L, oi, "timeout", DEFAULT_TIMEOUT_MS / 1000.0);
+	double ctimeout = cork_opt_number(L, oi, "connect_timeout", DEFAULT_CONNECT_MS / 1000.0);
 	luaL_argcheck(L, timeout >= 0 && ctimeout >= 0, oi ? oi : 1, "timeouts must be >= 0");
-	const char *pin = dk_opt_str(L, oi, "api_version");
+	const char *pin = cork_opt_string(L, oi, "api_version", NULL);
 	if (!pin || !*pin)
 		pin = getenv("DOCKER_API_VERSION");
 	if (pin && *pin) {
@@ -702,7 +702,7 @@ int docker_connect(lua_State *L)
 		size_t n = strcspn(hp, "/");
 		if (n == 0 || n >= sizeof hostport - 8)
 			return luaL_error(L, "bad Docker endpoint '%s'", endpoint);
-		int tv = dk_opt_bool(L, oi, "tls_verify", -1);
+		int tv = cork_opt_boolean(L, oi, "tls_verify", -1);
 		if (tv == -1) {
 			const char *e = getenv("DOCKER_TLS_VERIFY");
 			tv = e && *e && strcmp(e, "0") != 0;
@@ -720,7 +720,7 @@ int docker_connect(lua_State *L)
 	}
 	const char *cert_path = NULL;
 	if (tls) {
-		cert_path = dk_opt_str(L, oi, "cert_path");
+		cert_path = cork_opt_string(L, oi, "cert_path", NULL);
 		if (!cert_path || !*cert_path)
 			cert_path = getenv("DOCKER_CERT_PATH");
 		if (!cert_path || !*cert_path) {

@@ -83,8 +83,13 @@ function M.append(b, lines)
   end
 end
 
-function M.map(b, lhs, fn, desc)
-  vim.api.nvim_buf_set_keymap(b, "n", lhs, "", { noremap = true, silent = true, callback = fn, desc = desc })
+-- A normal-mode key of buffer b: a Lua function, or a string of keys.
+function M.map(b, lhs, rhs, desc)
+  if type(rhs) == "string" then
+    vim.api.nvim_buf_set_keymap(b, "n", lhs, rhs, { noremap = true, silent = true, desc = desc })
+  else
+    vim.api.nvim_buf_set_keymap(b, "n", lhs, "", { noremap = true, silent = true, callback = rhs, desc = desc })
+  end
 end
 
 -- ---- a readable JSON (the plan): sorted keys, two-space indent ----------------

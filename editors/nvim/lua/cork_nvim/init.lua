@@ -368,12 +368,96 @@ function M.down(args)
   down(args)
 end
 
--- ---- :Cork supervise ----------------------------------------------------------------
+-- ---- :Cork supervise [SLUG] ---------------------------------------------------------
+-- The pending approvals of bottles with supervise (the server's
+-- supervise_pending / supervise_decide). A cork without them says so.
 
-function M.supervise()
-  server.notify("cork: :Cork supervise is not available yet: cork has no host-side supervise protocol "
-    .. "(pending approvals) to drive", L.WARN)
+local sv = { buf = nil, slug = nil, lines = {}, timer = nil }
+
+local NOT_YET = "cork: :Cork supervise is not available yet: this cork's `serve` has no supervise methods "
+  .. "(they come with the real bundle's supervise daemon)"
+
+local function sv_render(reqs)
+  local b = sv.buf
+  if not b or not vim.api.nvim_buf_is_valid(b) then return end
+  local lines = {
+    { ("# cork supervise%s  a approve  x deny  A/X with a note  r refresh  q close"):format(sv.slug and (" " .. sv.slug) or ""), "CorkHint" },
+  }
+  sv.lines = {}
+  for _, r in ipairs(reqs) do
+    local paths = type(r.paths) == "table" and #r.paths > 0 and (" " .. table.concat(r.paths, ",")) or ""
+    lines[#lines + 1] = { ("%s  %s  %-9s %s%s"):format(tostring(r.id), tostring(r.slug), tostring(r.kind),
+      tostring(r.host), paths), "CorkStep" }
+    sv.lines[#lines] = r
+    lines[#lines + 1] = { "    why: " .. tostring(r.justification ~= vim.NIL and r.justification or "") }
+    sv.lines[#lines] = r
+  end
+  if #reqs == 0 then lines[#lines + 1] = { "(no pending requests)", "CorkHint" } end
+  buf.set(b, lines)
 end
+
+local function sv_refresh(first)
+  server.request("supervise_pending", sv.slug and { slug = sv.slug } or nil, { on_result = function(err, res)
+    if err then
+      if err.kind == "unknown_method" then
+        if sv.buf and vim.api.nvim_buf_is_valid(sv.buf) then vim.cmd("bwipeout " .. sv.buf) end
+        return server.notify(NOT_YET, L.WARN)
+      end
+      return cork_error("supervise", err)
+    end
+    sv_render(res.requests or {})
+    if first then buf.show(sv.buf) end
+  end })
+end
+
+-- A note for the agent with the decision (tests replace it).
+function M.ask_note(verb, req)
+  return vim.fn.input(("%s %s (%s): note for the agent: "):format(verb, tostring(req.id), tostring(req.host)))
+end
+
+local function sv_decide(decision, with_note)
+  local r = sv.lines[vim.api.nvim_win_get_cursor(0)[1]]
+  if not r then return end
+  local params = { id = r.id, decision = decision }
+  if with_note then
+    local note = M.ask_note(decision, r)
+    if note and note ~= "" then params.note = note end
+  end
+  server.request("supervise_decide", params, { on_result = function(err, res)
+    if err then return cork_error("supervise " .. decision .. " " .. tostring(r.id), err) end
+    server.notify(("cork: %s %s (%s %s)"):format(tostring(res.status or decision), tostring(r.id), tostring(r.kind),
+      tostring(r.host)), L.INFO)
+    sv_refresh(false)
+  end })
+end
+
+function M.supervise(args)
+  sv.slug = args[1]
+  if not sv.buf or not vim.api.nvim_buf_is_valid(sv.buf) then
+    local b = buf.scratch("cork://supervise")
+    sv.buf = b
+    buf.map(b, "a", function() sv_decide("approve", false) end, "cork: approve this request")
+    buf.map(b, "x", function() sv_decide("deny", false) end, "cork: deny this request")
+    buf.map(b, "A", function() sv_decide("approve", true) end, "cork: approve, with a note")
+    buf.map(b, "X", function() sv_decide("deny", true) end, "cork: deny, with a note")
+    buf.map(b, "r", function() sv_refresh(false) end, "cork: list again")
+    buf.map(b, "q", "<cmd>close<CR>")
+    -- the queue has no events: look again every few seconds while shown
+    sv.timer = uv.new_timer()
+    sv.timer:start(5000, 5000, vim.schedule_wrap(function()
+      if sv.buf and vim.api.nvim_buf_is_valid(sv.buf) and vim.fn.bufwinid(sv.buf) ~= -1 and server.running() then
+        sv_refresh(false)
+      end
+    end))
+    vim.api.nvim_create_autocmd("BufWipeout", { buffer = b, callback = function()
+      if sv.timer then sv.timer:stop(); sv.timer:close(); sv.timer = nil end
+      sv.buf = nil
+    end })
+  end
+  sv_refresh(true)
+end
+
+function M.supervise_state() return sv end
 
 -- ---- completion --------------------------------------------------------------------
 
@@ -410,7 +494,7 @@ function M.complete(lead, line, pos)
     return filter(list, lead)
   elseif sub == "run" and lead:sub(1, 1) == "-" then
     return filter({ "--bottle", "--agent" }, lead)
-  elseif sub == "down" then
+  elseif sub == "down" or (sub == "supervise" and n == 2) then
     local list = {}
     if ls.watch then
       for slug in pairs(ls.rows) do list[#list + 1] = slug end
@@ -431,7 +515,7 @@ local HANDLERS = {
   cancel = function() M.cancel() end,
   ls = function() M.ls() end,
   down = function(a) M.down(a) end,
-  supervise = function() M.supervise() end,
+  supervise = function(a) M.supervise(a) end,
 }
 
 function M.command(o)

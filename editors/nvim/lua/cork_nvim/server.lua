@@ -24,6 +24,7 @@ local st = {
   partial = "",         -- an unfinished stdout line
   stderr = {},          -- the server's last human lines (warnings), for messages
   started_at = 0,
+  answered = false,     -- the server wrote a line: it is a working cork serve
   stopping = false,
   restarts = {},        -- functions called after a restart (watches re-subscribe)
   broken = false,       -- the last start failed: say so once per use
@@ -59,6 +60,7 @@ end
 
 local function dispatch(line)
   if line == "" then return end
+  st.answered = true
   local ok, msg = pcall(vim.json.decode, line)
   if not ok or type(msg) ~= "table" then
     notify(("cork: the server wrote something that is not JSON: %s"):format(line:sub(1, 200)), vim.log.levels.WARN)
@@ -124,15 +126,16 @@ local start
 
 local function on_exit(job, code)
   if job ~= st.job then return end
-  local pid, uptime = st.pid, uv.now() - st.started_at
+  local pid, answered = st.pid, st.answered
   st.job, st.pid, st.partial = nil, nil, ""
   if st.stopping then return end
   local last = st.stderr[#st.stderr]
-  if uptime < 1000 then
-    -- it never really ran: a broken or wrong binary; not restarted in a loop
+  if not answered then
+    -- it never worked (not a cork, an old one, a broken install): one
+    -- message, and no restart loop; the next command tries again
     st.broken = true
     fail_pending("cork serve is not running")
-    notify(("cork: `%s serve --stdio` exited at once (%s)%s"):format(table.concat(argv0(), " "), how(code),
+    notify(("cork: `%s serve --stdio` exited without answering (%s)%s"):format(table.concat(argv0(), " "), how(code),
       last and (": " .. last) or ""), vim.log.levels.ERROR)
     return
   end
@@ -165,7 +168,7 @@ start = function()
       vim.log.levels.ERROR)
     return false
   end
-  st.job, st.pid, st.started_at, st.broken = job, vim.fn.jobpid(job), uv.now(), false
+  st.job, st.pid, st.started_at, st.broken, st.answered = job, vim.fn.jobpid(job), uv.now(), false, false
   return true
 end
 M.start = start
