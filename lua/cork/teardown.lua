@@ -98,8 +98,8 @@ end
 local function listed(d, kind, name)
   if kind == "container" then
     for _, f in ipairs({ "name", "id" }) do
-      local q = f == "name" and ("^/" .. name .. "$") or name
-      for _, c in ipairs(d:containers({ all = true, filters = { [f] = { q } } })) do
+      -- the filter matches parts of names: the exact name is checked below
+      for _, c in ipairs(d:containers({ all = true, filters = { [f] = { name } } })) do
         for _, n in ipairs(c.Names or {}) do if n == "/" .. name then return true end end
         if c.Id == name then return true end
       end

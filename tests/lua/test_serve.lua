@@ -193,8 +193,10 @@ r = s:request("ls", "ls")
 local found
 for _, b in ipairs(r and r.result and r.result.bottles or {}) do if b.slug == slug then found = b end end
 T.ok(found ~= nil, "ls: the bottle is listed")
--- (a first event may catch the journal half-written; a later one completes it)
-local seen = s:find(function(m) return m.id == "w" and m.event == "bottle" and m.slug == slug and m.backend == "docker" end)
+-- (a first event may catch the journal half-written, or the launch still at
+-- work: "starting"; a later one has what ls says now)
+local seen = s:find(function(m) return m.id == "w" and m.event == "bottle" and m.slug == slug and m.backend == "docker"
+  and m.status == (found and found.status) end, 5)
 T.is(seen and seen.status, found and found.status, "ls watch: a bottle event for the new bottle, as ls lists it")
 T.is(found and found.event, nil, "ls: rows are plain")
 r = s:request("att", "attach_command", { slug = slug })

@@ -148,7 +148,9 @@ methods.ls = {
   argv = function() return { "ls" } end,
   collect = "bottle",
   result = function(items)
-    for _, b in ipairs(items) do b.containers = array(b.containers) end
+    for _, b in ipairs(items) do
+      b.containers, b.networks, b.volumes = array(b.containers), array(b.networks), array(b.volumes)
+    end
     return { bottles = array(items) }
   end,
 }
@@ -179,7 +181,7 @@ methods.down = {
   end,
   collect = "down",
   result = function(items)
-    for _, d in ipairs(items) do d.removed = array(d.removed) end
+    for _, d in ipairs(items) do d.removed, d.already_gone = array(d.removed), array(d.already_gone) end
     return { down = array(items) }
   end,
 }
