@@ -18,5 +18,5 @@ int luaopen_cork_yaml(lua_State *L);
 int luaopen_cork_log(lua_State *L);
 int luaopen_cork_net(lua_State *L);
 int luaopen_cork_ca(lua_State *L);
-int luaopen_cork_docker(lua_State *L);
+int luaopen_cork__docker(lua_State *L);   /* under lua/cork/docker.lua */
 #endif
