@@ -1,6 +1,7 @@
 -- cork down / gc without the engines (issue 19.2, 19.12, 19.1's pid): a
 -- journal naming a VM is kept when smolvm is not there; a slug with no
--- journal is an error; pids read back from a journal are integers.
+-- journal is an error; pids read back from a journal are integers; a
+-- read-only state dir; creates ask request() for a grace.
 local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
 local cork = require "cork"
 local fs = cork.fs
@@ -105,6 +106,25 @@ do
     "saying what could not be done")
   journal.finish("ro-abc123", { force = true })
   journal.set_root(nil)
+end
+
+-- creates ask request() to let them finish after an interrupt (the grace);
+-- other calls do not
+do
+  require "cork.docker"   -- adds the Lua-built methods
+  local Client = require("cork._docker")._Client
+  local seen = {}
+  local fake = setmetatable({
+    request = function(_, method, path, o) seen[#seen + 1] = { method = method, path = path, grace = o and o.grace }
+      return { status = 201, body = { Id = "x" } } end,
+    api_version = function() return "1.47" end,
+  }, { __index = Client })
+  Client.network_create(fake, { name = "n1" })
+  Client.container_create(fake, { name = "c1", image = "img" })
+  Client.container_start(fake, "c1")
+  T.is(seen[1].grace, require("cork.docker").CREATE_GRACE, "network_create: a create grace")
+  T.is(seen[2].grace, 15, "container_create: 15 s")
+  T.is(seen[3].grace, nil, "container_start: none")
 end
 
 T.done()
