@@ -10,7 +10,8 @@
 --   * cleanups keep to one time limit in total (CORK_CLEANUP_TIMEOUT
 --     seconds, default 60), say what they are doing, and leave what the limit
 --     did not reach to `cork down`.
--- cork.bottle.remove.* and cork.bottle.down are these functions.
+-- cork.bottle.remove.* and cork.bottle.down are these functions (cork.bottle
+-- re-exports them for recipes written against it).
 local cork = require "cork"
 local log = require "cork.log"
 local journal = require "cork.journal"
@@ -254,7 +255,8 @@ local function stop_owner(st, slug, o)
   log.info(("cork process %d has ended"):format(pid))
 end
 
--- down(slug, {docker=, smolvm=, wait=, smolvm_missing=}) -> report:
+-- down(slug, {docker=, smolvm=, wait=, smolvm_why=}) -> removed, report:
+--   removed: the list of what was removed ("container x", ...);
 --   { removed = {"container x", ...}, already_gone = {...}, left = {...},
 --     journal = true|false (there was one) }
 -- Uses the journal, then Docker's labels (containers, networks, volumes) and
@@ -378,7 +380,7 @@ function M.down(slug, o)
         .. "could not be: %s"):format(slug, journal.dir(slug), msg_of(err)), { slug = slug })
     end
   end
-  return rep
+  return rep.removed, rep
 end
 
 -- Labelled volumes (the Engine API through request: cork.docker has no
