@@ -20,6 +20,17 @@ local fs = require "cork.fs"
 
 local M = {}
 
+-- What a slug is (cork.plan makes them): "<name>-<suffix>", [a-z0-9-] only,
+-- no leading, trailing or double dash. Here, beside the state dirs they
+-- name, so that `cork down` checks one without loading the planner.
+M.SLUG_BASE_MAX = 20
+M.SLUG_SUFFIX = 6
+
+function M.is_slug(s)
+  return type(s) == "string" and #s <= M.SLUG_BASE_MAX + 1 + M.SLUG_SUFFIX
+    and s:find("^[a-z0-9][a-z0-9-]*[a-z0-9]$") ~= nil and not s:find("--", 1, true)
+end
+
 local root_override
 
 -- set_root(dir): keep journals somewhere else (--dry-run uses a temp dir).
@@ -38,9 +49,10 @@ Journal.__index = Journal
 
 local function now() return os.time() end
 
-function Journal:append(rec)
+-- sync = false: a line whose loss is harmless (see removed)
+function Journal:append(rec, sync)
   rec.ts = rec.ts or now()
-  fs.append(self.path, json.encode(rec) .. "\n", { mode = 384 })
+  fs.append(self.path, json.encode(rec) .. "\n", { mode = 384, sync = sync ~= false })
 end
 
 -- j:add(kind, name, extra): record a resource about to be created.
@@ -50,8 +62,11 @@ function Journal:add(kind, name, extra)
   self:append(rec)
 end
 
+-- Not fsynced: a "removed" line lost in a crash only makes `cork down`
+-- remove that resource again, and removing a missing resource is a no-op
+-- (every teardown used to wait for one fsync per resource).
 function Journal:removed(kind, name)
-  self:append({ op = "removed", kind = kind, name = name })
+  self:append({ op = "removed", kind = kind, name = name }, false)
 end
 
 function Journal:meta(fields)

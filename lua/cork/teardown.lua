@@ -273,9 +273,22 @@ function M.down(slug, o)
     stopped = math.tointeger(st.pid)
     st = journal.read(slug)
   end
-  local rep = { removed = {}, already_gone = {}, left = {}, journal = st ~= nil, stopped = stopped }
+  -- lists stay lists in JSON even when empty ("removed": [], never {})
+  local array = require("cork.json").array
+  local rep = { removed = array(), already_gone = array(), left = array(), journal = st ~= nil, stopped = stopped }
   local j = st and journal.attach(slug)
-  local d, smol = o.docker, o.smolvm
+  local d = o.docker
+  -- smolvm may be a function returning the driver (or nil): it is called
+  -- only when this bottle can have a VM, so a docker bottle's teardown runs
+  -- no smolvm
+  local smol_probed, smol_v
+  local function smolvm_of()
+    if not smol_probed then
+      smol_probed = true
+      if type(o.smolvm) == "function" then smol_v = o.smolvm() else smol_v = o.smolvm end
+    end
+    return smol_v
+  end
   local b = M.budget()
   local unreachable = false
   local function try(kind, name, fn)
@@ -303,8 +316,13 @@ function M.down(slug, o)
       if d then try(r.kind, r.name, function() return M.remove[r.kind](d, r.name, j, nil, b) end)
       else missing(r.kind, r.name, "Docker is not reachable") end
     elseif r.kind == "vm" then
+      local smol = smolvm_of()
       if smol then try("vm", r.name, function() return M.remove.vm(smol, r.name, j, nil, b) end)
-      else missing("vm", r.name, o.smolvm_why or "smolvm is not available (is CORK_SMOLVM set?)") end
+      else
+        local why = o.smolvm_why
+        if type(why) == "function" then why = why() end
+        missing("vm", r.name, why or "smolvm is not available (is CORK_SMOLVM set?)")
+      end
     elseif r.kind == "alias" then
       try("alias", r.name, function() return M.remove.alias(r.name, slug, j) end)
     end
@@ -341,6 +359,9 @@ function M.down(slug, o)
       rep.left[#rep.left + 1] = ("labelled resources (%s)"):format(msg_of(err))
     end
   end
+  -- VMs the journal did not know about: not for a docker bottle (that
+  -- recipe makes none)
+  local smol = not (st and st.backend == "docker") and smolvm_of() or nil
   if smol then
     local okl, list = pcall(smol.ls, smol)
     if okl then

@@ -51,26 +51,34 @@ function M.all_slugs(d, smol)
   return out
 end
 
--- clients([consequence]) -> docker client or nil, smolvm driver or nil, and
--- why smolvm is not there (for messages); the warning when Docker is not
--- there says what that means for the caller.
-local function clients(consequence)
+-- docker_client([consequence]) -> docker client or nil; the warning when
+-- Docker is not there says what that means for the caller.
+local function docker_client(consequence)
   local ok, d = pcall(function() return require("cork.docker").connect({ timeout = 60 }) end)
   if not ok then
     cork.log.warn(("Docker is not reachable (%s): %s")
       :format(cork.is_error(d) and d.message or tostring(d), consequence or "containers and networks are left alone"))
     d = nil
   end
+  return d
+end
+
+-- smolvm() -> the smolvm driver when smolvm answers, else nil and why not
+local function smolvm()
   local smol = require("cork.smolvm").driver()
   local okv, verr = pcall(smol.version, smol)
-  local why
-  if not okv then
-    local env = os.getenv("CORK_SMOLVM")
-    why = (env == nil or env == "") and ("smolvm is not available (CORK_SMOLVM is unset and %s)")
-      :format(cork.is_error(verr) and verr.message or tostring(verr))
-      or ("smolvm is not available: %s"):format(cork.is_error(verr) and verr.message or tostring(verr))
-  end
-  return d, okv and smol or nil, why
+  if okv then return smol end
+  local env = os.getenv("CORK_SMOLVM")
+  local msg = cork.is_error(verr) and verr.message or tostring(verr)
+  return nil, (env == nil or env == "") and ("smolvm is not available (CORK_SMOLVM is unset and %s)"):format(msg)
+    or ("smolvm is not available: %s"):format(msg)
+end
+
+-- clients([consequence]) -> docker client or nil, smolvm driver or nil, and
+-- why smolvm is not there (for messages)
+local function clients(consequence)
+  local d = docker_client(consequence)
+  return d, smolvm()
 end
 M.clients = clients
 
@@ -85,6 +93,8 @@ function M.summary(slug, rep)
 end
 
 -- down_one(slug, d, smol, why) -> ok; logs the outcome and emits `down`.
+-- smol may be a function returning the driver (asked only when the bottle
+-- can have a VM), why a function or a string.
 function M.down_one(slug, d, smol, why)
   local ok, res, rep = pcall(bottle.down, slug, { docker = d, smolvm = smol, smolvm_why = why })
   if ok then
@@ -102,14 +112,25 @@ function M.main(argv)
   local opts, rest = args.parse(argv, { all = "boolean" }, { usage = USAGE })
   if not opts.all and #rest == 0 then cork.error("usage", "down needs a SLUG or --all\nusage: " .. USAGE) end
   if opts.all and #rest > 0 then cork.error("usage", "give SLUGs or --all, not both\nusage: " .. USAGE) end
-  for _, slug in ipairs(rest) do
-    if not require("cork.plan").is_slug(slug) then cork.error("usage", ("not a bottle slug: %s"):format(slug)) end
+  local function check(slugs)
+    for _, slug in ipairs(slugs) do
+      if not journal.is_slug(slug) then cork.error("usage", ("not a bottle slug: %s"):format(slug)) end
+    end
   end
-  local d, smol, why = clients()
-  local slugs = opts.all and M.all_slugs(d, smol) or rest
+  check(rest)
+  local d = docker_client()
+  -- smolvm is asked about only when a bottle may have a VM (not a docker
+  -- bottle's teardown), and then once
+  local probed, smol, why = false, nil, nil
+  local function smol_once()
+    if not probed then probed = true; smol, why = smolvm() end
+    return smol
+  end
+  local slugs = opts.all and M.all_slugs(d, smol_once()) or rest
+  check(slugs)
   local failed = 0
   for _, slug in ipairs(slugs) do
-    if not M.down_one(slug, d, smol, why) then failed = failed + 1 end
+    if not M.down_one(slug, d, smol_once, function() return why end) then failed = failed + 1 end
   end
   if opts.all and #slugs == 0 then cork.log.info(d and "no bottles" or "no bottles with a journal") end
   return failed > 0 and 1 or 0
