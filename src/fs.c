@@ -20,19 +20,70 @@
 
 #define LOCK_MT "cork.fs.Lock"
 
-static mode_t check_mode(lua_State *L, int idx, mode_t def)
+/* A file mode: a string of octal digits ("0755", "644", "4755"), or an
+ * integer no larger than 0777. Lua has no octal literals: `mode = 0755` is
+ * the decimal 755 (mode 01363), so an integer above 0777 is refused rather
+ * than applied (the special bits need the string form). Misuse: raises. */
+static mode_t to_mode(lua_State *L, int idx, mode_t def)
 {
-	lua_Integer m = luaL_optinteger(L, idx, def);
-	luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range");
-	return (mode_t)m;
+	if (lua_isnoneornil(L, idx))
+		return def;
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		size_t len;
+		const char *s = lua_tolstring(L, idx, &len);
+		lua_Integer m = 0;
+		size_t i = 0;
+		if (len >= 2 && s[0] == '0' && (s[1] == 'o' || s[1] == 'O'))
+			i = 2;
+		if (len == i || len - i > 8)
+			luaL_error(L, "mode \"%s\" is not a file mode: write octal digits, as \"0755\"", s);
+		for (; i < len; i++) {
+			if (s[i] < '0' || s[i] > '7')
+				luaL_error(L, "mode \"%s\" is not a file mode: write octal digits, as \"0755\"", s);
+			m = m * 8 + (s[i] - '0');
+		}
+		if (m > 07777)
+			luaL_error(L, "mode \"%s\" is out of range (at most \"07777\")", s);
+		return (mode_t)m;
+	}
+	if (!lua_isinteger(L, idx))
+		luaL_error(L, "a file mode is a string of octal digits (\"0755\") or an integer, not %s",
+		           luaL_typename(L, idx));
+	lua_Integer m = lua_tointeger(L, idx);
+	if (m >= 0 && m <= 0777)
+		return (mode_t)m;
+	char digits[32];
+	snprintf(digits, sizeof digits, "%lld", (long long)m);
+	if (m > 0 && strspn(digits, "01234567") == strlen(digits))
+		luaL_error(L, "mode %s is not a file mode (Lua reads 0%s as the decimal %s): "
+		           "write it as a string, \"0%s\"", digits, digits, digits, digits);
+	luaL_error(L, "mode %s is out of range (an integer mode is at most 0777, 511; "
+	           "write modes as octal strings, \"0755\")", digits);
+	return 0;
 }
 
+static mode_t check_mode(lua_State *L, int idx, mode_t def)
+{
+	return to_mode(L, idx, def);
+}
+
+/* fs.mode(value) -> integer: the mode cork.fs would apply for `value`. */
+static int fs_mode(lua_State *L)
+{
+	luaL_checkany(L, 1);
+	lua_pushinteger(L, (lua_Integer)to_mode(L, 1, 0));
+	return 1;
+}
+
+/* The `mode` of the option table at idx (a mode as to_mode takes it). */
 static mode_t opt_mode(lua_State *L, int idx, mode_t def)
 {
-	lua_Integer m = cork_opt_integer(L, idx, "mode", def);
-	if (m < 0 || m > 07777)
-		luaL_error(L, "option 'mode' out of range (0 to 07777)");
-	return (mode_t)m;
+	if (!lua_istable(L, idx))
+		return def;
+	lua_getfield(L, idx, "mode");
+	mode_t m = to_mode(L, lua_gettop(L), def);
+	lua_pop(L, 1);
+	return m;
 }
 
 /* mkdir -p; the last component gets exactly `mode` when created. */
@@ -472,6 +523,7 @@ static const luaL_Reg fs_funcs[] = {
 	{"join", fs_join},
 	{"list", fs_list},
 	{"lock", fs_lock},
+	{"mode", fs_mode},
 	{NULL, NULL}
 };
 

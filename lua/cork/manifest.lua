@@ -545,9 +545,41 @@ local function check_name(kind, name)
   end
 end
 
+-- The directories an operator trusts even inside a git working tree (a
+-- $HOME or ~/.config kept in git by a dotfile manager): CORK_TRUSTED_DIRS,
+-- ':'-separated absolute paths. A file in one of them, or below, is loaded.
+function M.trusted_dirs(opts)
+  local out = {}
+  for d in (getenv_of(opts)("CORK_TRUSTED_DIRS") or ""):gmatch("[^:]+") do
+    d = cork.fs.expand_tilde(d):gsub("/+$", "")
+    if d:sub(1, 1) == "/" then out[#out + 1] = d end
+  end
+  return out
+end
+
+local function is_trusted(path, opts)
+  for _, d in ipairs(M.trusted_dirs(opts)) do
+    if path:sub(1, #d + 1) == d .. "/" then return true end
+  end
+  return false
+end
+
+-- Why the bottle file at path would not be loaded (nil: it would be), and
+-- the git working tree it is in.
+function M.untrusted(path, opts)
+  local tree = M.git_worktree_of(path)
+  if tree and not is_trusted(path, opts) then
+    return ("it is inside the git working tree %s (bottles load only from your own config directory; "
+      .. "if that tree is your own, trust the directory with CORK_TRUSTED_DIRS=%s, see docs/manifests.md)")
+      :format(tree, path:match("^(.*)/[^/]*$")), tree
+  end
+  return nil
+end
+
 -- Find the file for a bottle name. Bottles inside a git working tree are
 -- skipped with a warning: a cloned repository must not be able to redirect
--- the operator's secrets. Returns path or raises "not_found".
+-- the operator's secrets (unless the operator trusts the directory:
+-- CORK_TRUSTED_DIRS). Returns path or raises "not_found".
 function M.find_bottle(name, opts)
   opts = opts or {}
   check_name("bottle", name)
@@ -558,19 +590,19 @@ function M.find_bottle(name, opts)
       local path = dir .. "/" .. name .. ext
       local st = cork.fs.stat(path)
       if st and st.type ~= "directory" then
-        local tree = M.git_worktree_of(path)
-        if tree then
-          warn(("ignoring bottle %s: it is inside the git working tree %s "
-            .. "(bottles load only from your own config directory)"):format(path, tree),
-            {bottle = name, path = path, worktree = tree})
+        local why, tree = M.untrusted(path, opts)
+        if why then
+          warn(("ignoring bottle %s: %s"):format(path, why), {bottle = name, path = path, worktree = tree})
         else
           return path
         end
       end
     end
   end
-  fail("not_found", ("no bottle named %q (looked in %s)"):format(name, table.concat(dirs, ", ")),
-    {name = name, searched = dirs})
+  local hint = require("cork.args").suggest(name, M.list("bottle", opts))
+  fail("not_found", ("no bottle named %q%s (looked in %s; `cork bottles` lists them)"):format(name,
+    hint and ("; did you mean %q?"):format(hint) or "", table.concat(dirs, ", ")),
+    {name = name, searched = dirs, suggestion = hint})
 end
 
 -- Agents come from the operator's config dirs first, then ./.cork/agents,
@@ -586,8 +618,10 @@ function M.find_agent(name, opts)
       if st and st.type ~= "directory" then return path end
     end
   end
-  fail("not_found", ("no agent named %q (looked in %s)"):format(name, table.concat(dirs, ", ")),
-    {name = name, searched = dirs})
+  local hint = require("cork.args").suggest(name, M.list("agent", opts))
+  fail("not_found", ("no agent named %q%s (looked in %s; `cork bottles` lists them)"):format(name,
+    hint and ("; did you mean %q?"):format(hint) or "", table.concat(dirs, ", ")),
+    {name = name, searched = dirs, suggestion = hint})
 end
 
 -- Names of every bottle / agent found (sorted, without duplicates).
@@ -702,6 +736,16 @@ end
 function M.load_agent(name, opts)
   local path = M.find_agent(name, opts)
   return M.load_file(path, "agent", name, opts)
+end
+
+-- named(kind, name[, opts]): load_bottle / load_agent for a name given on a
+-- command line, where a name that is not found is a usage error: kind
+-- not_found still (editors match on it), exit code 2, and the did-you-mean.
+function M.named(kind, name, opts)
+  local ok, v = pcall(kind == "agent" and M.load_agent or M.load_bottle, name, opts)
+  if ok then return v end
+  if cork.is_error(v, "not_found") and v.name == name and v.searched then v.exit_code = 2 end
+  error(v, 0)
 end
 
 -- ---- env resolution (launch time) ----------------------------------------

@@ -60,7 +60,7 @@ function M.down(slug, o)
     return o.smolvm
   end
   local st = journal.read(slug)
-  local done = {}
+  local done = require("cork.json").array()   -- "removed": [] in the down event, never {}
   if st and st.owner_alive and st.pid ~= cork.core.pid() then
     -- a run is in progress: ask it to unwind its own scope first
     log.info(("asking cork process %d to stop bottle %s"):format(st.pid, slug))

@@ -105,7 +105,7 @@ T.is(r and r.result and type(r.result.plan), "table", "plan: result.plan")
 T.ok(r and r.result and r.result.plan and r.result.plan.slug ~= nil, "plan: has a slug")
 r = s:request("plan2", "plan", { bottle = "ghost" })
 T.is(r and r.error and r.error.kind, "not_found", "plan of a missing bottle: the child's error kind")
-T.is(r and r.error and r.error.exit_code, 1, "and its exit code")
+T.is(r and r.error and r.error.exit_code, 2, "and its exit code (2: a misspelled name is a usage error)")
 local blob = {}
 for _, m in ipairs(s.seen) do blob[#blob + 1] = json.encode(m) end
 T.unlike(table.concat(blob, "\n"), "FIXTURESECRET", "no secret value in any answer or event")

@@ -74,7 +74,7 @@ function M.collect(d, smol)
   for _, slug in ipairs(slugs) do
     local st = journal.read(slug) or { meta = {}, resources = {} }
     local row = { slug = slug, backend = st.backend or "?", alias = st.meta.alias, ports = st.meta.ports,
-      started = st.started, pid = st.pid, detached = st.detached or false, containers = {}, vm = nil }
+      started = st.started, pid = st.pid, detached = st.detached or false, containers = cork.json.array(), vm = nil }
     local running = 0
     for _, c in ipairs(by_slug[slug]) do
       row.containers[#row.containers + 1] = { name = (c.Names or {})[1], state = c.State }
