@@ -34,9 +34,10 @@ CFLAGS   ?= -O2 -g
 SAN      ?=
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Isrc -Iinclude -I$(BUILD) \
               $(shell pkg-config --cflags $(PKG_NAMES) 2>/dev/null) -DCORK_VERSION='"$(VERSION)"'
-# libcurl is not linked: cork.docker loads it (dlopen) on first use, so a
-# process that never talks to Docker does not map it (src/docker_transport.c)
-LIBS        = $(shell pkg-config --libs $(filter-out libcurl,$(PKG_NAMES)) 2>/dev/null) -lm -lpthread -ldl
+# libcurl and OpenSSL are not linked: cork.docker loads libcurl (dlopen) on
+# first use, cork.ca libcrypto, so a process that never talks to Docker or
+# makes a certificate maps neither (src/docker_transport.c, src/ca.c)
+LIBS        = $(shell pkg-config --libs $(filter-out libcurl openssl,$(PKG_NAMES)) 2>/dev/null) -lm -lpthread -ldl
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 
 RUNTIME_SRC := runtime error auxlib

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include <curl/curlver.h>
-#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
 #include <yaml.h>
 
 #include "cork.h"
@@ -233,7 +233,8 @@ static int core_versions(lua_State *L)
 	lua_setfield(L, -2, "libcurl");
 	lua_pushstring(L, yaml_get_version_string());
 	lua_setfield(L, -2, "libyaml");
-	lua_pushstring(L, OpenSSL_version(OPENSSL_VERSION));
+	/* likewise the OpenSSL built against: cork.ca loads libcrypto on first use */
+	lua_pushstring(L, OPENSSL_VERSION_TEXT);
 	lua_setfield(L, -2, "openssl");
 	return 1;
 }
