@@ -177,7 +177,16 @@ bundle:
   targets.neighbour = canary_container("neighbour", plan.pick_subnet(slug .. "-canary", taken))
   -- a link-local /28 of its own (never 169.254.169.254 itself: the suite
   -- must not shadow a real metadata service while it runs)
-  local ll = 16 + (cork.core.pid() + tonumber(run_id:gsub("%D", "") ~= "" and run_id:gsub("%D", "") or "0")) % 200
+  -- must not overlap a network the engine has (another run's)
+  local used = {}
+  for _, sn in ipairs(plan.docker_subnets(d)) do used[sn] = true end
+  local ll
+  local start = plan.hash(slug .. run_id) % 200
+  for i = 0, 199 do
+    local c = 16 + (start + i) % 200
+    if not used[("169.254.%d.0/28"):format(c)] then ll = c; break end
+  end
+  if not ll then cork.error("escape", "no free link-local /28 for the link-local canary") end
   targets.link_local = canary_container("linklocal", { subnet = ("169.254.%d.0/28"):format(ll),
     gateway = ("169.254.%d.1"):format(ll), bundle_ip = ("169.254.%d.2"):format(ll) })
 
