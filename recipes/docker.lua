@@ -68,9 +68,9 @@ launch.network(s, j, ctx)
 -- nothing depends on Docker's embedded DNS.
 local taken = plan.docker_subnets(docker)
 taken[#taken + 1] = p.network.subnet
-local inet = plan.pick_subnet(p.slug .. "-internal", taken)
-launch.network(s, j, ctx, { name = p.names.internal_network, internal = true,
-  subnet = inet.subnet, gateway = inet.gateway })
+local _, inet = launch.network(s, j, ctx, { name = p.names.internal_network, internal = true,
+  subnet = plan.pick_subnet(p.slug .. "-internal", taken), seed = p.slug .. "-internal",
+  avoid = { p.network.subnet } })
 j:meta({ internal_subnet = inet.subnet, bundle_internal_ip = inet.bundle_ip })
 
 -- 2. The CAs the bundle intercepts TLS with, and the daemons' configs.

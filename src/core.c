@@ -50,6 +50,16 @@ static int core_time(lua_State *L)
 	return 1;
 }
 
+/* core.wall_time() -> seconds since the epoch, millisecond precision (the
+ * `ts` of events) */
+static int core_wall_time(lua_State *L)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	lua_pushnumber(L, (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1e3);
+	return 1;
+}
+
 /* Push an error built from (kind, message[, details]) at 1..3. */
 static void build_error(lua_State *L)
 {
@@ -131,6 +141,13 @@ static int core_settings(lua_State *L)
 static int core_interrupted(lua_State *L)
 {
 	lua_pushboolean(L, cork_interrupt_pending(L));
+	return 1;
+}
+
+/* core.in_cleanup() -> true while scope cleanups run (uninterruptibly) */
+static int core_in_cleanup(lua_State *L)
+{
+	lua_pushboolean(L, cork_in_cleanup(L) > 0);
 	return 1;
 }
 
@@ -295,6 +312,7 @@ static int core_opt(lua_State *L)
 static const luaL_Reg core_funcs[] = {
 	{"sleep", core_sleep},
 	{"time", core_time},
+	{"wall_time", core_wall_time},
 	{"error", core_error},
 	{"new_error", core_new_error},
 	{"is_error", core_is_error},
@@ -303,6 +321,7 @@ static const luaL_Reg core_funcs[] = {
 	{"settings", core_settings},
 	{"interrupted", core_interrupted},
 	{"clear_interrupt", core_clear_interrupt},
+	{"in_cleanup", core_in_cleanup},
 	{"checkpoint", core_checkpoint},
 	{"pid", core_pid},
 	{"uid", core_uid},

@@ -229,22 +229,72 @@ static int fs_append(lua_State *L)
 	return 0;
 }
 
-/* fs.read(path) -> data */
+static const char *const read_opts[] = {"max", "regular", NULL};
+
+/* fs.read(path[, {max, regular}]) -> data. regular: refuse anything but a
+ * regular file (a FIFO is opened without blocking and refused, a symlink to
+ * /dev/zero is refused), kind "invalid". max: refuse a file larger than max
+ * bytes (kind "too_large"), reading at most max + 1. A signal during a read
+ * raises "interrupted". */
 static int fs_read(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
+	int oi = lua_isnoneornil(L, 2) ? 0 : 2;
+	lua_Integer max = -1;
+	int regular = 0;
+	if (oi) {
+		luaL_checktype(L, oi, LUA_TTABLE);
+		cork_check_options(L, oi, read_opts);
+		lua_getfield(L, oi, "max");
+		if (!lua_isnil(L, -1)) {
+			max = luaL_checkinteger(L, -1);
+			luaL_argcheck(L, max >= 0, oi, "'max' must be >= 0");
+		}
+		lua_getfield(L, oi, "regular");
+		regular = lua_toboolean(L, -1);
+		lua_pop(L, 2);
+	}
 	luaL_Buffer b;
 	int fd;
 	cork_checkpoint(L);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | (regular ? O_NONBLOCK : 0));
 	if (fd < 0)
 		return cork_raise_errno(L, errno, "cannot read", path);
+	if (regular) {
+		struct stat st;
+		if (fstat(fd, &st) != 0) {
+			int err = errno;
+			close(fd);
+			return cork_raise_errno(L, err, "cannot read", path);
+		}
+		if (!S_ISREG(st.st_mode)) {
+			close(fd);
+			cork_error_push(L, "invalid", "cannot read %s: not a regular file (%s)", path,
+			                S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
+			                S_ISCHR(st.st_mode) ? "a character device" :
+			                S_ISBLK(st.st_mode) ? "a block device" :
+			                S_ISSOCK(st.st_mode) ? "a socket" : "not a file");
+			lua_pushstring(L, path);
+			lua_setfield(L, -2, "path");
+			return lua_error(L);
+		}
+		/* regular: blocking reads again */
+		int fl = fcntl(fd, F_GETFL);
+		if (fl >= 0)
+			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	}
+	size_t total = 0;
 	luaL_buffinit(L, &b);
 	for (;;) {
 		char *p = luaL_prepbuffer(&b);
 		ssize_t n = read(fd, p, LUAL_BUFFERSIZE);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			if (cork_interrupt_pending(L)) {
+				close(fd);
+				cork_checkpoint(L);
+			}
 			continue;
+		}
 		if (n < 0) {
 			int err = errno;
 			close(fd);
@@ -253,6 +303,20 @@ static int fs_read(lua_State *L)
 		if (n == 0)
 			break;
 		luaL_addsize(&b, (size_t)n);
+		total += (size_t)n;
+		if (max >= 0 && total > (size_t)max) {
+			close(fd);
+			cork_error_push(L, "too_large", "cannot read %s: larger than %d bytes", path, (int)max);
+			lua_pushstring(L, path);
+			lua_setfield(L, -2, "path");
+			lua_pushinteger(L, max);
+			lua_setfield(L, -2, "max");
+			return lua_error(L);
+		}
+		if (cork_interrupt_pending(L)) {
+			close(fd);
+			cork_checkpoint(L);
+		}
 	}
 	close(fd);
 	luaL_pushresult(&b);

@@ -13,6 +13,7 @@ local args = require "cork.args"
 local manifest = require "cork.manifest"
 local dryrun = require "cork.dryrun"
 local teardown = require "cork.teardown"
+local fs = require "cork.fs"
 
 local M = {}
 
@@ -244,17 +245,66 @@ function M.prepare(opts, backend)
 end
 
 
--- The bundle network: journal, defer, create.
+-- Is err the engine refusing a subnet another network already has?
+local function overlap(err)
+  return cork.is_error(err) and (err.message or ""):find("overlaps", 1, true) ~= nil
+end
+M.subnet_overlap = overlap
+
+-- create_on_free_subnet(d, spec, first, seed, avoid) -> {subnet, gateway, bundle_ip}:
+-- network_create on `first` when no network has it, else on the next free
+-- /24 from seed, under a lock shared by every cork on the host (the plan's
+-- pick was made earlier, from a listing other launches could have
+-- changed since); when the engine still says the pool overlaps (a network
+-- made by something other than cork), the next free one.
+function M.create_on_free_subnet(d, spec, first, seed, avoid)
+  fs.mkdir(journal.root(), 448)
+  local lk <close> = fs.lock(journal.root() .. "/subnets.lock", { timeout = 60 })
+  local taken = plan.docker_subnets(d)
+  for _, x in ipairs(avoid or {}) do taken[#taken + 1] = x end
+  local pick = first
+  for _ = 1, 16 do
+    local clash = false
+    for _, t in ipairs(taken) do if plan.overlaps(pick.subnet, t) then clash = true; break end end
+    if clash then pick = plan.pick_subnet(seed, taken) end
+    spec.subnet, spec.gateway = pick.subnet, pick.gateway
+    local ok, err = pcall(d.network_create, d, spec)
+    if ok then return pick end
+    if not overlap(err) then error(err, 0) end
+    log.debug(("subnet %s overlaps another network: trying the next one"):format(pick.subnet))
+    taken[#taken + 1] = pick.subnet
+  end
+  cork.error("network", ("no free subnet for network %s after 16 tries (the engine said each one overlaps)")
+    :format(spec.name), { name = spec.name })
+end
+
+-- The bundle network: journal, defer, create (on a subnet chosen under the
+-- subnet lock; the plan follows when it had to move). extra: another
+-- network {name, internal, subnet = {subnet, gateway, bundle_ip}, seed,
+-- avoid}; its subnet is returned.
 function M.network(s, j, ctx, extra)
   local p, d = ctx.plan, ctx.docker
   local name = extra and extra.name or p.names.network
   j:add("network", name)
   s:defer(teardown.remove.network, d, name, j)
   local spec = { name = name, labels = p.labels.network }
-  if extra then for k, v in pairs(extra) do spec[k] = v end
-  else spec.subnet, spec.gateway = p.network.subnet, p.network.gateway end
-  d:network_create(spec)
-  return name
+  if extra then
+    for k, v in pairs(extra) do
+      if k ~= "subnet" and k ~= "gateway" and k ~= "seed" and k ~= "avoid" then spec[k] = v end
+    end
+    if not extra.subnet then d:network_create(spec); return name end
+    local want = type(extra.subnet) == "table" and extra.subnet
+      or { subnet = extra.subnet, gateway = extra.gateway }
+    local pick = M.create_on_free_subnet(d, spec, want, extra.seed or name, extra.avoid)
+    return name, pick
+  end
+  local pick = M.create_on_free_subnet(d, spec, p.network, p.slug)
+  if pick ~= p.network then
+    log.info(("subnet %s was taken meanwhile: network %s is on %s"):format(p.network.subnet, name, pick.subnet))
+    p.network.subnet, p.network.gateway, p.network.bundle_ip = pick.subnet, pick.gateway, pick.bundle_ip
+    p.bundle.ip = pick.bundle_ip
+  end
+  return name, p.network
 end
 
 -- The CAs (pipelock's always, egress's with routes) and the daemons' config

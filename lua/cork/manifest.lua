@@ -499,7 +499,13 @@ local EXTS = {".yaml", ".yml", ".md"}
 
 local function home_of(opts)
   local getenv = getenv_of(opts)
-  return (opts and opts.home) or getenv("HOME") or cork.fs.expand_tilde("~")
+  local home = (opts and opts.home) or getenv("HOME") or cork.fs.expand_tilde("~")
+  -- a relative HOME would only fail much later, as a Docker mount error
+  if type(home) ~= "string" or home:sub(1, 1) ~= "/" then
+    fail("env", ("HOME=%s is not an absolute path: set HOME to your home directory"):format(tostring(home)),
+      {home = home})
+  end
+  return home
 end
 
 local function config_home(opts)
@@ -536,6 +542,30 @@ function M.git_worktree_of(path)
     dir = parent
   end
   return nil
+end
+
+-- Why a search dir cannot be searched (a symlink loop, no permission, not a
+-- directory), or nil when it can (or simply does not exist).
+local function dir_problem(dir)
+  local ok, err = pcall(cork.fs.list, dir)
+  if ok or cork.is_error(err, "not_found") and not (err.errno == 20) then return nil end
+  if cork.is_error(err, "interrupted") then error(err, 0) end
+  return cork.is_error(err) and err.message or tostring(err)
+end
+
+-- The precise reason nothing usable was found for name in dirs (a file that
+-- is a directory, a dir that cannot be read), or nil.
+local function search_problem(dirs, name)
+  for _, dir in ipairs(dirs) do
+    local why = dir_problem(dir)
+    if why then return why end
+    for _, ext in ipairs(EXTS) do
+      local st = cork.fs.stat(dir .. "/" .. name .. ext)
+      if st and st.type == "directory" then
+        return ("%s/%s%s is a directory, not a manifest file"):format(dir, name, ext)
+      end
+    end
+  end
 end
 
 local function check_name(kind, name)
@@ -599,6 +629,10 @@ function M.find_bottle(name, opts)
       end
     end
   end
+  local why = search_problem(dirs, name)
+  if why then
+    fail("invalid", ("bottle %q cannot be loaded: %s"):format(name, why), {name = name, searched = dirs})
+  end
   local hint = require("cork.args").suggest(name, M.list("bottle", opts))
   fail("not_found", ("no bottle named %q%s (looked in %s; `cork bottles` lists them)"):format(name,
     hint and ("; did you mean %q?"):format(hint) or "", table.concat(dirs, ", ")),
@@ -617,6 +651,10 @@ function M.find_agent(name, opts)
       local st = cork.fs.stat(path)
       if st and st.type ~= "directory" then return path end
     end
+  end
+  local why = search_problem(dirs, name)
+  if why then
+    fail("invalid", ("agent %q cannot be loaded: %s"):format(name, why), {name = name, searched = dirs})
   end
   local hint = require("cork.args").suggest(name, M.list("agent", opts))
   fail("not_found", ("no agent named %q%s (looked in %s; `cork bottles` lists them)"):format(name,
@@ -647,11 +685,30 @@ local function name_of(path)
   return (path:match("([^/]+)$") or path):gsub("%.ya?ml$", ""):gsub("%.md$", "")
 end
 
+-- The most a bottle or agent file may hold: they are a few KiB; a file a
+-- cloned repository controls (./.cork/agents) must not eat memory.
+M.MAX_BYTES = 1024 * 1024
+
+-- read_file(path) -> text: a regular file (a FIFO would block, /dev/zero
+-- never end) of at most MAX_BYTES, or kind "manifest" saying which rule.
+function M.read_file(path)
+  local ok, text = pcall(cork.fs.read, path, {regular = true, max = M.MAX_BYTES})
+  if ok then return text end
+  local err = text
+  if cork.is_error(err, "invalid") then
+    fail("manifest", ("%s: %s"):format(path, (err.message:gsub("^cannot read [^:]*: ", ""))), {file = path})
+  elseif cork.is_error(err, "too_large") then
+    fail("manifest", ("%s: larger than %d bytes (the most a manifest may be)"):format(path, M.MAX_BYTES),
+      {file = path})
+  end
+  error(err, 0)
+end
+
 -- Load one bottle file without following extends. Each field cork has no
 -- equivalent for (bot-bottle's) is one warning (opts.warn, default
 -- cork.log.warn).
 function M.load_file(path, kind, name, opts)
-  local text = cork.fs.read(path)
+  local text = M.read_file(path)
   local doc, meta = M.parse(text, path, kind or "bottle")
   local warn = opts and opts.warn or cork.log.warn
   for _, w in ipairs(meta.warnings) do warn(w, {file = path}) end

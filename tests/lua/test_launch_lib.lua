@@ -54,8 +54,12 @@ T.ok(st.detached and not st.owner_alive, "detached: no longer owned by a running
 T.same(journal.slugs(), { "demo-abc123" }, "slugs")
 fs.append(journal.path("demo-abc123"), "{not json\n")
 T.lives(function() journal.read("demo-abc123") end, "a torn last line (crash mid-write) is skipped")
-journal.finish("demo-abc123")
-T.ok(not fs.exists(journal.dir("demo-abc123")), "finish removes the state dir")
+T.raises(function() journal.finish("demo-abc123") end, "cleanup",
+  "^bottle demo%-abc123: 2 resources could not be removed %(network net%-1, vm vm%-1%); the journal is kept: "
+    .. "run `cork down demo%-abc123` once the engine is back$", "finish keeps a journal that still lists resources")
+T.ok(fs.exists(journal.path("demo-abc123")), "the journal stays")
+journal.finish("demo-abc123", { force = true })
+T.ok(not fs.exists(journal.dir("demo-abc123")), "finish{force} removes the state dir")
 T.is(journal.read("demo-abc123"), nil, "no journal: nil")
 
 -- ---- alias pool -------------------------------------------------------------------
