@@ -15,7 +15,7 @@ CC       ?= cc
 Q        := $(if $(V),,@)
 
 # Binding modules: src/NAME.c exports luaopen_cork_NAME, preloaded as "cork.NAME".
-MODULES  := core scope proc fs yaml log net ca docker
+MODULES  := core scope proc fs yaml log net ca docker canary
 
 # pkg-config name -> Debian package, checked before anything is compiled.
 PKGS     := lua5.4:liblua5.4-dev lua5.4-cjson:lua-cjson-dev yaml-0.1:libyaml-dev \

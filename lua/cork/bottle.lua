@@ -209,7 +209,10 @@ function M.remove.vm(smol, name, j)
   if j then j:removed("vm", name) end
 end
 
+-- the address off lo, its guard, then the reservation
 function M.remove.alias(ip, slug, j)
+  log.debug(("removing alias %s"):format(ip))
+  alias.down(ip, slug)
   alias.release(ip, slug)
   if j then j:removed("alias", ip) end
 end
@@ -283,6 +286,9 @@ function M.down(slug, o)
     local ok, entry = pcall(smol.status, smol, "cork-" .. slug)
     if ok and entry then M.remove.vm(smol, "cork-" .. slug); done[#done + 1] = "vm cork-" .. slug end
   end
+  -- a guard rule of the slug's that the journal did not know about
+  local guards = alias.guards(slug)
+  if #guards > 0 then alias.unguard(nil, slug); done[#done + 1] = ("guard (%d rules)"):format(#guards) end
   journal.finish(slug)
   return done
 end
