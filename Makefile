@@ -16,6 +16,8 @@ Q        := $(if $(V),,@)
 
 # Binding modules: src/NAME.c exports luaopen_cork_NAME, preloaded as "cork.NAME".
 MODULES  := core scope proc fs yaml log net ca docker canary
+# Modules made of several files: the extra objects of each.
+MODULE_EXTRA := docker_transport docker_json docker_api docker_exec docker_events
 
 # pkg-config name -> Debian package, checked before anything is compiled.
 PKGS     := lua5.4:liblua5.4-dev lua5.4-cjson:lua-cjson-dev yaml-0.1:libyaml-dev \
@@ -31,8 +33,8 @@ ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Isrc -Iincl
 LIBS        = $(shell pkg-config --libs $(PKG_NAMES) 2>/dev/null) -lm -lpthread
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 
-RUNTIME_SRC := runtime error
-LIB_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(RUNTIME_SRC) $(MODULES))) \
+RUNTIME_SRC := runtime error auxlib
+LIB_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(RUNTIME_SRC) $(MODULES) $(MODULE_EXTRA))) \
             $(BUILD)/embedded.o $(BUILD)/modules.o
 MAIN_OBJ := $(BUILD)/main.o
 EMBED_FILES := $(shell find lua recipes -type f ! -name '*~' ! -name '.*' 2>/dev/null | LC_ALL=C sort)
@@ -93,10 +95,12 @@ $(BUILD)/embedded.c: $(BUILD)/embed $(EMBED_FILES) Makefile
 	@echo "  EMBED $(words $(EMBED_FILES)) files"
 	$(Q)$(BUILD)/embed $(EMBED_FILES) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/modules.c: Makefile | $(BUILD)
+# The luaopen_cork_* functions are declared in src/modules.h, one place.
+$(BUILD)/modules.c: Makefile src/modules.h | $(BUILD)
 	@echo "  GEN   $@"
+	$(Q)for m in $(MODULES); do grep -q "luaopen_cork_$$m(" src/modules.h || \
+	  { echo "src/modules.h: declare luaopen_cork_$$m" >&2; exit 1; }; done
 	$(Q){ echo '#include "lua.h"'; echo '#include "modules.h"'; \
-	  for m in $(MODULES); do echo "int luaopen_cork_$$m(lua_State *L);"; done; \
 	  echo 'const struct cork_module cork_modules[] = {'; \
 	  for m in $(MODULES); do echo "  {\"cork.$$m\", luaopen_cork_$$m},"; done; \
 	  echo '  {0, 0}'; echo '};'; } > $@

@@ -52,6 +52,7 @@
 #include <openssl/x509v3.h>
 
 #include "runtime.h"
+#include "modules.h"
 
 #define CA_BOX "cork.ca.Box"
 #define CA_MAX_DAYS 36500
@@ -109,71 +110,30 @@ static int raise_crypto(lua_State *L, const char *what)
 	return cork_raise(L, "crypto", "%s: %s", what, buf);
 }
 
-static int raise_errno(lua_State *L, int err, const char *what, const char *path)
-{
-	const char *kind = err == ENOENT ? "not_found"
-	                   : err == EEXIST ? "exists"
-	                   : (err == EACCES || err == EPERM || err == EROFS) ? "permission"
-	                   : "io";
-	return cork_raise(L, kind, "%s %s: %s", what, path, strerror(err));
-}
-
 /* ---- option checking ---------------------------------------------------- */
 
 enum ca_keytype { KEY_EC_P256, KEY_RSA_2048, KEY_RSA_4096 };
 
-static const char *opt_str(lua_State *L, int t, const char *fn, const char *key,
-                           const char *def)
+/* A string option with a default: "" is a bad value (kind usage). */
+static const char *opt_name(lua_State *L, int t, const char *fn, const char *key, const char *def)
 {
-	lua_getfield(L, t, key);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		if (!def)
-			luaL_error(L, "%s: option '%s' is required", fn, key);
-		return def;
-	}
-	if (lua_type(L, -1) != LUA_TSTRING)
-		luaL_error(L, "%s: option '%s' must be a string", fn, key);
-	const char *s = lua_tostring(L, -1);
-	lua_pop(L, 1); /* still referenced by the option table */
+	const char *s = cork_opt_string(L, t, key, def);
 	if (*s == '\0')
 		cork_raise(L, "usage", "%s: option '%s' is empty", fn, key);
 	return s;
 }
 
-static int opt_bool(lua_State *L, int t, const char *fn, const char *key)
-{
-	lua_getfield(L, t, key);
-	int v = 0;
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isboolean(L, -1))
-			luaL_error(L, "%s: option '%s' must be a boolean", fn, key);
-		v = lua_toboolean(L, -1);
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
 static int opt_days(lua_State *L, int t, const char *fn, int def)
 {
-	lua_getfield(L, t, "days");
-	int days = def;
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isinteger(L, -1))
-			luaL_error(L, "%s: option 'days' must be an integer", fn);
-		lua_Integer d = lua_tointeger(L, -1);
-		if (d < 1 || d > CA_MAX_DAYS)
-			cork_raise(L, "usage", "%s: days must be 1..%d, got %lld", fn, CA_MAX_DAYS,
-			           (long long)d);
-		days = (int)d;
-	}
-	lua_pop(L, 1);
-	return days;
+	lua_Integer d = cork_opt_integer(L, t, "days", def);
+	if (d < 1 || d > CA_MAX_DAYS)
+		cork_raise(L, "usage", "%s: days must be 1..%d, got %lld", fn, CA_MAX_DAYS, (long long)d);
+	return (int)d;
 }
 
 static enum ca_keytype opt_keytype(lua_State *L, int t, const char *fn)
 {
-	const char *k = opt_str(L, t, fn, "key", "ec-p256");
+	const char *k = opt_name(L, t, fn, "key", "ec-p256");
 	if (strcmp(k, "ec-p256") == 0)
 		return KEY_EC_P256;
 	if (strcmp(k, "rsa-2048") == 0)
@@ -385,7 +345,7 @@ static int write_one(lua_State *L, struct written *w, const char *path, BIO *bio
 	int err = bio_write_file(path, bio, mode, overwrite);
 	if (err) {
 		written_undo(w);
-		return raise_errno(L, err, "writing", path);
+		return cork_raise_errno(L, err, "writing", path);
 	}
 	snprintf(w->paths[w->n++], PATH_MAX, "%s", path);
 	return 0;
@@ -439,13 +399,13 @@ static int ca_mint(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	lua_settop(L, 1);
 	cork_check_options(L, 1, mint_options);
-	const char *dir = opt_str(L, 1, "mint", "dir", NULL);
-	const char *name = opt_str(L, 1, "mint", "name", "ca");
-	const char *cn = opt_str(L, 1, "mint", "common_name", "cork CA");
+	const char *dir = cork_opt_required(L, 1, "dir");
+	const char *name = opt_name(L, 1, "mint", "name", "ca");
+	const char *cn = opt_name(L, 1, "mint", "common_name", "cork CA");
 	enum ca_keytype kt = opt_keytype(L, 1, "mint");
 	int days = opt_days(L, 1, "mint", 3650);
-	int mitm = opt_bool(L, 1, "mint", "mitmproxy");
-	int overwrite = opt_bool(L, 1, "mint", "overwrite");
+	int mitm = cork_opt_boolean(L, 1, "mitmproxy", 0);
+	int overwrite = cork_opt_boolean(L, 1, "overwrite", 0);
 	check_basename(L, "mint", name);
 	char cert_path[PATH_MAX], key_path[PATH_MAX], pem_path[PATH_MAX], mcert_path[PATH_MAX];
 	join_path(L, cert_path, dir, name, ".pem");
@@ -482,7 +442,7 @@ static int ca_mint(lua_State *L)
 
 	int err = mkdir_private(dir);
 	if (err)
-		return raise_errno(L, err, "creating directory", dir);
+		return cork_raise_errno(L, err, "creating directory", dir);
 	struct written w;
 	w.n = 0;
 	write_one(L, &w, key_path, b->key_pem, 0600, overwrite);
@@ -517,7 +477,7 @@ static BIO *open_pem(lua_State *L, const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
-		raise_errno(L, errno, "opening", path);
+		cork_raise_errno(L, errno, "opening", path);
 	BIO *bio = BIO_new_fp(f, BIO_CLOSE);
 	if (!bio) {
 		fclose(f);
@@ -653,17 +613,17 @@ static int ca_issue(lua_State *L)
 	lua_getfield(L, 1, "ca");
 	if (!lua_istable(L, -1))
 		luaL_error(L, "issue: option 'ca' must be the table cork.ca.mint returned");
-	const char *ca_cert = opt_str(L, 2, "issue ca", "cert", NULL);
-	const char *ca_key = opt_str(L, 2, "issue ca", "key", NULL);
-	const char *dir = opt_str(L, 1, "issue", "dir", NULL);
-	const char *name = opt_str(L, 1, "issue", "name", "leaf");
+	const char *ca_cert = cork_opt_required(L, 2, "cert");
+	const char *ca_key = cork_opt_required(L, 2, "key");
+	const char *dir = cork_opt_required(L, 1, "dir");
+	const char *name = opt_name(L, 1, "issue", "name", "leaf");
 	int ndns = check_list(L, 1, "dns", 0);
 	int nips = check_list(L, 1, "ips", 1);
 	const char *cn_default = ndns ? first_of(L, 1, "dns") : nips ? first_of(L, 1, "ips") : name;
-	const char *cn = opt_str(L, 1, "issue", "common_name", cn_default);
+	const char *cn = opt_name(L, 1, "issue", "common_name", cn_default);
 	enum ca_keytype kt = opt_keytype(L, 1, "issue");
 	int days = opt_days(L, 1, "issue", 365);
-	int overwrite = opt_bool(L, 1, "issue", "overwrite");
+	int overwrite = cork_opt_boolean(L, 1, "overwrite", 0);
 	check_basename(L, "issue", name);
 	char cert_path[PATH_MAX], key_path[PATH_MAX];
 	join_path(L, cert_path, dir, name, ".pem");
@@ -712,7 +672,7 @@ static int ca_issue(lua_State *L)
 
 	int err = mkdir_private(dir);
 	if (err)
-		return raise_errno(L, err, "creating directory", dir);
+		return cork_raise_errno(L, err, "creating directory", dir);
 	struct written w;
 	w.n = 0;
 	write_one(L, &w, key_path, b->key_pem, 0600, overwrite);
@@ -848,7 +808,6 @@ static const luaL_Reg box_metamethods[] = {
 	{NULL, NULL}
 };
 
-int luaopen_cork_ca(lua_State *L);
 int luaopen_cork_ca(lua_State *L)
 {
 	luaL_newmetatable(L, CA_BOX);

@@ -18,6 +18,7 @@
 #include "cork.h"
 #include "embedded.h"
 #include "runtime.h"
+#include "modules.h"
 
 void cork_settings(lua_State *L);
 
@@ -235,6 +236,59 @@ static int core_versions(lua_State *L)
 	return 1;
 }
 
+/* core.options(opts, names) -> opts, or a new empty table for nil: the
+ * option-table check of every C module (src/auxlib.c) for Lua modules;
+ * names is the list of known keys. */
+static int core_options(lua_State *L)
+{
+	luaL_checktype(L, 2, LUA_TTABLE);
+	if (lua_isnoneornil(L, 1)) {
+		lua_newtable(L);
+		return 1;
+	}
+	luaL_checktype(L, 1, LUA_TTABLE);
+	size_t n = lua_rawlen(L, 2);
+	const char **names = lua_newuserdatauv(L, (n + 1) * sizeof *names, 0);
+	for (size_t i = 0; i < n; i++) {
+		luaL_argcheck(L, lua_rawgeti(L, 2, (lua_Integer)i + 1) == LUA_TSTRING, 2,
+		              "option names must be strings");
+		names[i] = lua_tostring(L, -1);   /* anchored by the names list */
+		lua_pop(L, 1);
+	}
+	names[n] = NULL;
+	cork_check_options(L, 1, (const char *const *)names);
+	lua_settop(L, 1);
+	return 1;
+}
+
+/* core.opt(opts, key, type[, default]) -> value: the option readers of
+ * src/auxlib.c for Lua modules; type is "string", "boolean", "number",
+ * "integer" or "required" (a non-empty string). */
+static int core_opt(lua_State *L)
+{
+	static const char *const types[] = {"string", "boolean", "number", "integer", "required", NULL};
+	if (!lua_isnoneornil(L, 1))
+		luaL_checktype(L, 1, LUA_TTABLE);
+	const char *k = luaL_checkstring(L, 2);
+	int type = luaL_checkoption(L, 3, NULL, types);
+	int idx = lua_istable(L, 1) ? 1 : 0;
+	lua_settop(L, 4);
+	switch (type) {
+	case 0: cork_opt_string(L, idx, k, NULL); break;
+	case 1: cork_opt_boolean(L, idx, k, 0); break;
+	case 2: cork_opt_number(L, idx, k, 0); break;
+	case 3: cork_opt_integer(L, idx, k, 0); break;
+	default: cork_opt_required(L, idx, k); break;
+	}
+	if (idx && lua_getfield(L, 1, k) != LUA_TNIL) {
+		if (type == 3)
+			lua_pushinteger(L, lua_tointeger(L, -1));
+		return 1;
+	}
+	lua_pushvalue(L, 4);   /* absent: the default */
+	return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
 	{"sleep", core_sleep},
 	{"time", core_time},
@@ -254,10 +308,11 @@ static const luaL_Reg core_funcs[] = {
 	{"hostname", core_hostname},
 	{"read_secret", core_read_secret},
 	{"versions", core_versions},
+	{"options", core_options},
+	{"opt", core_opt},
 	{NULL, NULL}
 };
 
-int luaopen_cork_core(lua_State *L);
 int luaopen_cork_core(lua_State *L)
 {
 	luaL_newlib(L, core_funcs);

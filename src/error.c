@@ -94,25 +94,3 @@ int cork_error_is(lua_State *L, int idx, const char *kind)
 	}
 	return ok;
 }
-
-void cork_check_options(lua_State *L, int idx, const char *const names[])
-{
-	idx = lua_absindex(L, idx);
-	if (lua_isnoneornil(L, idx))
-		return;
-	luaL_checktype(L, idx, LUA_TTABLE);
-	lua_pushnil(L);
-	while (lua_next(L, idx)) {
-		int known = 0;
-		lua_pop(L, 1);
-		if (lua_type(L, -1) == LUA_TSTRING) {
-			const char *k = lua_tostring(L, -1);
-			for (const char *const *n = names; *n; n++)
-				if (strcmp(*n, k) == 0) { known = 1; break; }
-			if (!known)
-				luaL_error(L, "unknown option '%s'", k);
-		} else {
-			luaL_error(L, "option keys must be strings (got %s)", luaL_typename(L, -1));
-		}
-	}
-}

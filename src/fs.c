@@ -16,26 +16,22 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "modules.h"
 
 #define LOCK_MT "cork.fs.Lock"
-
-static int raise_errno(lua_State *L, int err, const char *what, const char *path)
-{
-	const char *kind = err == ENOENT || err == ENOTDIR ? "not_found" :
-	                   err == EEXIST || err == ENOTEMPTY ? "exists" :
-	                   err == EACCES || err == EPERM ? "permission" : "io";
-	cork_error_push(L, kind, "%s %s: %s", what, path, strerror(err));
-	lua_pushstring(L, path);
-	lua_setfield(L, -2, "path");
-	lua_pushinteger(L, err);
-	lua_setfield(L, -2, "errno");
-	return lua_error(L);
-}
 
 static mode_t check_mode(lua_State *L, int idx, mode_t def)
 {
 	lua_Integer m = luaL_optinteger(L, idx, def);
 	luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range");
+	return (mode_t)m;
+}
+
+static mode_t opt_mode(lua_State *L, int idx, mode_t def)
+{
+	lua_Integer m = cork_opt_integer(L, idx, "mode", def);
+	if (m < 0 || m > 07777)
+		luaL_error(L, "option 'mode' out of range (0 to 07777)");
 	return (mode_t)m;
 }
 
@@ -71,7 +67,7 @@ static int fs_mkdir(lua_State *L)
 	const char *path = luaL_checkstring(L, 1);
 	mode_t mode = check_mode(L, 2, 0755);
 	if (mkdir_p(path, mode) != 0)
-		return raise_errno(L, errno, "cannot create directory", path);
+		return cork_raise_errno(L, errno, "cannot create directory", path);
 	return 0;
 }
 
@@ -101,43 +97,37 @@ static int fs_write(lua_State *L)
 	int atomic = 1, fd, err;
 	char tmp[PATH_MAX];
 	cork_check_options(L, 3, opts);
-	if (lua_istable(L, 3)) {
-		lua_getfield(L, 3, "mode");
-		mode = check_mode(L, -1, 0644);
-		lua_getfield(L, 3, "atomic");
-		if (!lua_isnil(L, -1))
-			atomic = lua_toboolean(L, -1);
-		lua_pop(L, 2);
-	}
+	mode = opt_mode(L, 3, 0644);
+	atomic = cork_opt_boolean(L, 3, "atomic", 1);
 	cork_checkpoint(L);
 	if (!atomic) {
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 		if (fd < 0)
-			return raise_errno(L, errno, "cannot write", path);
+			return cork_raise_errno(L, errno, "cannot write", path);
 		if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0) {
 			err = errno;
 			close(fd);
-			return raise_errno(L, err, "cannot write", path);
+			return cork_raise_errno(L, err, "cannot write", path);
 		}
 		if (close(fd) != 0)
-			return raise_errno(L, errno, "cannot write", path);
+			return cork_raise_errno(L, errno, "cannot write", path);
 		return 0;
 	}
 	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
-		return raise_errno(L, ENAMETOOLONG, "cannot write", path);
+		return cork_raise_errno(L, ENAMETOOLONG, "cannot write", path);
 	fd = mkostemp(tmp, O_CLOEXEC);          /* created 0600 */
 	if (fd < 0)
-		return raise_errno(L, errno, "cannot write", path);
+		return cork_raise_errno(L, errno, "cannot write", path);
 	if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
 		err = errno;
 		close(fd);
 		unlink(tmp);
-		return raise_errno(L, err, "cannot write", path);
+		return cork_raise_errno(L, err, "cannot write", path);
 	}
 	if (close(fd) != 0 || rename(tmp, path) != 0) {
 		err = errno;
 		unlink(tmp);
-		return raise_errno(L, err, "cannot write", path);
+		return cork_raise_errno(L, err, "cannot write", path);
 	}
 	{
 		/* make the rename durable */
@@ -173,22 +163,16 @@ static int fs_append(lua_State *L)
 	int sync = 1, fd, err;
 	struct stat st;
 	cork_check_options(L, 3, opts);
-	if (lua_istable(L, 3)) {
-		lua_getfield(L, 3, "mode");
-		mode = check_mode(L, -1, 0600);
-		lua_getfield(L, 3, "sync");
-		if (!lua_isnil(L, -1))
-			sync = lua_toboolean(L, -1);
-		lua_pop(L, 2);
-	}
+	mode = opt_mode(L, 3, 0600);
+	sync = cork_opt_boolean(L, 3, "sync", 1);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode);
 	if (fd < 0)
-		return raise_errno(L, errno, "cannot append to", path);
+		return cork_raise_errno(L, errno, "cannot append to", path);
 	if ((fstat(fd, &st) == 0 && (st.st_mode & 07777) != mode && fchmod(fd, mode) != 0) ||
 	    write_all(fd, data, len) != 0 || (sync && fsync(fd) != 0)) {
 		err = errno;
 		close(fd);
-		return raise_errno(L, err, "cannot append to", path);
+		return cork_raise_errno(L, err, "cannot append to", path);
 	}
 	close(fd);
 	return 0;
@@ -203,7 +187,7 @@ static int fs_read(lua_State *L)
 	cork_checkpoint(L);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return raise_errno(L, errno, "cannot read", path);
+		return cork_raise_errno(L, errno, "cannot read", path);
 	luaL_buffinit(L, &b);
 	for (;;) {
 		char *p = luaL_prepbuffer(&b);
@@ -213,7 +197,7 @@ static int fs_read(lua_State *L)
 		if (n < 0) {
 			int err = errno;
 			close(fd);
-			return raise_errno(L, err, "cannot read", path);
+			return cork_raise_errno(L, err, "cannot read", path);
 		}
 		if (n == 0)
 			break;
@@ -298,25 +282,20 @@ static int fs_remove(lua_State *L)
 	int recursive = 0, missing_ok = 0, rc;
 	struct stat st;
 	cork_check_options(L, 2, opts);
-	if (lua_istable(L, 2)) {
-		lua_getfield(L, 2, "recursive");
-		recursive = lua_toboolean(L, -1);
-		lua_getfield(L, 2, "missing_ok");
-		missing_ok = lua_toboolean(L, -1);
-		lua_pop(L, 2);
-	}
+	recursive = cork_opt_boolean(L, 2, "recursive", 0);
+	missing_ok = cork_opt_boolean(L, 2, "missing_ok", 0);
 	luaL_argcheck(L, strcmp(path, "/") != 0 && *path, 1, "refusing to remove '/' or ''");
 	if (lstat(path, &st) != 0) {
 		if (errno == ENOENT && missing_ok)
 			return 0;
-		return raise_errno(L, errno, "cannot remove", path);
+		return cork_raise_errno(L, errno, "cannot remove", path);
 	}
 	if (S_ISDIR(st.st_mode))
 		rc = recursive ? remove_tree(path) : rmdir(path);
 	else
 		rc = unlink(path);
 	if (rc != 0)
-		return raise_errno(L, errno, "cannot remove", path);
+		return cork_raise_errno(L, errno, "cannot remove", path);
 	return 0;
 }
 
@@ -330,9 +309,9 @@ static int fs_tempdir(lua_State *L)
 	if (!base || !*base)
 		base = "/tmp";
 	if (snprintf(path, sizeof path, "%s/%s.XXXXXX", base, prefix) >= (int)sizeof path)
-		return raise_errno(L, ENAMETOOLONG, "cannot create temporary directory in", base);
+		return cork_raise_errno(L, ENAMETOOLONG, "cannot create temporary directory in", base);
 	if (!mkdtemp(path))
-		return raise_errno(L, errno, "cannot create temporary directory in", base);
+		return cork_raise_errno(L, errno, "cannot create temporary directory in", base);
 	lua_pushstring(L, path);
 	return 1;
 }
@@ -379,7 +358,7 @@ static int fs_list(lua_State *L)
 	struct dirent *e;
 	int n = 0;
 	if (!d)
-		return raise_errno(L, errno, "cannot list", path);
+		return cork_raise_errno(L, errno, "cannot list", path);
 	lua_newtable(L);
 	while ((e = readdir(d))) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
@@ -421,20 +400,15 @@ static int fs_lock(lua_State *L)
 	int shared = 0;
 	struct lock *lk;
 	cork_check_options(L, 2, opts);
-	if (lua_istable(L, 2)) {
-		lua_getfield(L, 2, "timeout");
-		timeout = luaL_optnumber(L, -1, -1);
-		lua_getfield(L, 2, "shared");
-		shared = lua_toboolean(L, -1);
-		lua_pop(L, 2);
-	}
+	timeout = cork_opt_number(L, 2, "timeout", -1);
+	shared = cork_opt_boolean(L, 2, "shared", 0);
 	lk = lua_newuserdatauv(L, sizeof *lk, 0);
 	lk->fd = -1;
 	luaL_setmetatable(L, LOCK_MT);
 	cork_checkpoint(L);
 	lk->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lk->fd < 0)
-		return raise_errno(L, errno, "cannot open lock file", path);
+		return cork_raise_errno(L, errno, "cannot open lock file", path);
 	end = cork_now() + timeout;
 	while (flock(lk->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
 		struct timespec ts = { 0, 20 * 1000 * 1000 };
@@ -442,7 +416,7 @@ static int fs_lock(lua_State *L)
 			int err = errno;
 			close(lk->fd);
 			lk->fd = -1;
-			return raise_errno(L, err, "cannot lock", path);
+			return cork_raise_errno(L, err, "cannot lock", path);
 		}
 		if (timeout >= 0 && cork_now() >= end) {
 			close(lk->fd);
@@ -515,7 +489,6 @@ static const luaL_Reg lock_meta[] = {
 	{NULL, NULL}
 };
 
-int luaopen_cork_fs(lua_State *L);
 int luaopen_cork_fs(lua_State *L)
 {
 	luaL_newmetatable(L, LOCK_MT);

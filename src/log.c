@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "runtime.h"
+#include "modules.h"
 
 static void check_fields(lua_State *L, int idx)
 {
@@ -80,7 +81,6 @@ static const luaL_Reg log_funcs[] = {
 	{NULL, NULL}
 };
 
-int luaopen_cork_log(lua_State *L);
 int luaopen_cork_log(lua_State *L)
 {
 	luaL_newlib(L, log_funcs);

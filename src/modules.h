@@ -7,4 +7,16 @@ struct cork_module {
 	lua_CFunction open;
 };
 extern const struct cork_module cork_modules[];
+
+/* One luaopen per C module (the Makefile's MODULES; build/modules.c lists
+ * them in cork_modules). */
+int luaopen_cork_core(lua_State *L);
+int luaopen_cork_scope(lua_State *L);
+int luaopen_cork_proc(lua_State *L);
+int luaopen_cork_fs(lua_State *L);
+int luaopen_cork_yaml(lua_State *L);
+int luaopen_cork_log(lua_State *L);
+int luaopen_cork_net(lua_State *L);
+int luaopen_cork_ca(lua_State *L);
+int luaopen_cork_docker(lua_State *L);
 #endif

@@ -46,6 +46,7 @@ extern char **environ;
 #endif
 
 #include "runtime.h"
+#include "modules.h"
 
 #ifdef __APPLE__
 #define NET_DEFAULT_IFACE "lo0"
@@ -373,12 +374,13 @@ static int plat_sudo_ifconfig(int add, const char *iface, char (*ips)[INET_ADDRS
 static int net_raise_errno(lua_State *L, int err, const char *what, const char *ip,
                            const char *iface)
 {
-	if (err == EPERM || err == EACCES)
-		return cork_raise(L, "permission", "%s %s on %s needs root (CAP_NET_ADMIN): %s",
+	const char *kind = cork_errno_kind(err);
+	if (strcmp(kind, "permission") == 0)
+		return cork_raise(L, kind, "%s %s on %s needs root (CAP_NET_ADMIN): %s",
 		                  what, ip, iface, strerror(err));
 	if (err == ENODEV)
-		return cork_raise(L, "not_found", "no such network interface '%s'", iface);
-	return cork_raise(L, "io", "%s %s on %s: %s", what, ip, iface, strerror(err));
+		return cork_raise(L, kind, "no such network interface '%s'", iface);
+	return cork_raise(L, kind, "%s %s on %s: %s", what, ip, iface, strerror(err));
 }
 
 static int net_change(lua_State *L, int add)
@@ -445,19 +447,6 @@ static int net_alias_remove(lua_State *L)
 
 static const char *const pool_options[] = {"iface", "first", "last", "sudo", NULL};
 
-static const char *opt_string(lua_State *L, int idx, const char *key, const char *def)
-{
-	lua_getfield(L, idx, key);
-	const char *s = def;
-	if (!lua_isnil(L, -1)) {
-		if (lua_type(L, -1) != LUA_TSTRING)
-			luaL_error(L, "ensure_pool: option '%s' must be a string", key);
-		s = lua_tostring(L, -1);
-	}
-	lua_pop(L, 1); /* the string stays referenced by the option table */
-	return s;
-}
-
 static int net_ensure_pool(lua_State *L)
 {
 	int has_opts = !lua_isnoneornil(L, 1);
@@ -468,14 +457,10 @@ static int net_ensure_pool(lua_State *L)
 		lua_newtable(L);
 	}
 	cork_check_options(L, 1, pool_options);
-	const char *iface = opt_string(L, 1, "iface", NET_DEFAULT_IFACE);
-	const char *first_s = opt_string(L, 1, "first", NET_POOL_FIRST);
-	const char *last_s = opt_string(L, 1, "last", NET_POOL_LAST);
-	lua_getfield(L, 1, "sudo");
-	int use_sudo = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
-		luaL_error(L, "ensure_pool: option 'sudo' must be a boolean");
-	lua_pop(L, 1);
+	const char *iface = cork_opt_string(L, 1, "iface", NET_DEFAULT_IFACE);
+	const char *first_s = cork_opt_string(L, 1, "first", NET_POOL_FIRST);
+	const char *last_s = cork_opt_string(L, 1, "last", NET_POOL_LAST);
+	int use_sudo = cork_opt_boolean(L, 1, "sudo", 1);
 	if (strlen(iface) == 0 || strlen(iface) >= IFNAMSIZ)
 		cork_raise(L, "usage", "bad interface name '%s'", iface);
 	struct in_addr first = check_ipv4_value(L, first_s, "ensure_pool first");
@@ -587,7 +572,6 @@ static const luaL_Reg net_functions[] = {
 	{NULL, NULL}
 };
 
-int luaopen_cork_net(lua_State *L);
 int luaopen_cork_net(lua_State *L)
 {
 	luaL_newlib(L, net_functions);

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "runtime.h"
+#include "modules.h"
 
 #define PROCESS_MT "cork.proc.Process"
 #define READER_MT "cork.proc.Reader"
@@ -89,9 +90,7 @@ static const char **build_env(lua_State *L, int opts)
 	int clear = 0, has_env = 0, n = 0, t, i;
 	const char **envp;
 	if (lua_istable(L, opts)) {
-		lua_getfield(L, opts, "clear_env");
-		clear = lua_toboolean(L, -1);
-		lua_pop(L, 1);
+		clear = cork_opt_boolean(L, opts, "clear_env", 0);
 		lua_getfield(L, opts, "env");
 		has_env = !lua_isnil(L, -1);
 		if (has_env)
@@ -155,48 +154,6 @@ static const char **build_env(lua_State *L, int opts)
 	}
 	envp[i] = NULL;
 	return envp;
-}
-
-static double opt_number(lua_State *L, int opts, const char *key, double def)
-{
-	double v = def;
-	if (!lua_istable(L, opts))
-		return def;
-	lua_getfield(L, opts, key);
-	if (!lua_isnil(L, -1)) {
-		if (!lua_isnumber(L, -1))
-			luaL_error(L, "option '%s' must be a number", key);
-		v = lua_tonumber(L, -1);
-	}
-	lua_pop(L, 1);
-	return v;
-}
-
-static int opt_bool(lua_State *L, int opts, const char *key, int def)
-{
-	int v = def;
-	if (!lua_istable(L, opts))
-		return def;
-	lua_getfield(L, opts, key);
-	if (!lua_isnil(L, -1))
-		v = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	return v;
-}
-
-static const char *opt_string(lua_State *L, int opts, const char *key)
-{
-	const char *v = NULL;
-	if (!lua_istable(L, opts))
-		return NULL;
-	lua_getfield(L, opts, key);
-	if (!lua_isnil(L, -1)) {
-		if (lua_type(L, -1) != LUA_TSTRING)
-			luaL_error(L, "option '%s' must be a string", key);
-		v = lua_tostring(L, -1);   /* anchored by the options table */
-	}
-	lua_pop(L, 1);
-	return v;
 }
 
 static void child_setup_fd(int fd, int target, int devnull)
@@ -273,7 +230,7 @@ static int raise_spawn_error(lua_State *L, const char *prog, const char *cwd, in
 		cork_error_push(L, "not_found", "cannot run %s: program not found", prog);
 	else if (err == EACCES)
 		cork_error_push(L, "permission", "cannot run %s: permission denied", prog);
-	else
+	else /* not a file error: the errno map's "io" would mislead */
 		cork_error_push(L, "exec", "cannot run %s: %s", prog, strerror(err));
 	lua_pushstring(L, prog);
 	lua_setfield(L, -2, "program");
@@ -413,21 +370,14 @@ static int proc_run(lua_State *L)
 	lua_settop(L, 2);
 	argv = check_argv(L, 1);                    /* 3 */
 	envp = build_env(L, 2);                     /* 4, 5 */
-	cwd = opt_string(L, 2, "cwd");
-	timeout = opt_number(L, 2, "timeout", 0);
-	grace = opt_number(L, 2, "grace", 5);
-	capture = opt_bool(L, 2, "capture", 1);
-	interactive = opt_bool(L, 2, "interactive", 0);
-	max_output = (lua_Integer)opt_number(L, 2, "max_output", DEFAULT_MAX_OUTPUT);
+	cwd = cork_opt_string(L, 2, "cwd", NULL);
+	timeout = cork_opt_number(L, 2, "timeout", 0);
+	grace = cork_opt_number(L, 2, "grace", 5);
+	capture = cork_opt_boolean(L, 2, "capture", 1);
+	interactive = cork_opt_boolean(L, 2, "interactive", 0);
+	max_output = cork_opt_integer(L, 2, "max_output", DEFAULT_MAX_OUTPUT);
 	luaL_argcheck(L, timeout >= 0 && grace >= 0 && max_output >= 0, 2, "negative timeout, grace or max_output");
-	if (lua_istable(L, 2)) {
-		lua_getfield(L, 2, "stdin");
-		if (lua_type(L, -1) == LUA_TSTRING)
-			in_data = lua_tolstring(L, -1, &in_len);   /* anchored by opts */
-		else if (!lua_isnil(L, -1))
-			luaL_error(L, "option 'stdin' must be a string");
-		lua_pop(L, 1);
-	}
+	in_data = cork_opt_lstring(L, 2, "stdin", NULL, &in_len);
 	if (interactive)
 		capture = 0;
 	bo = new_outbuf(L, (size_t)max_output);     /* 6 */
@@ -836,17 +786,10 @@ static struct process *check_process(lua_State *L, int idx)
 
 static int open_target(lua_State *L, int opts, const char *key, int def, int flags)
 {
-	const char *v;
 	int fd;
-	if (!lua_istable(L, opts))
+	const char *v = cork_opt_string(L, opts, key, NULL);
+	if (!v)
 		return def;
-	lua_getfield(L, opts, key);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return def;
-	}
-	v = luaL_checkstring(L, -1);
-	lua_pop(L, 1);
 	if (strcmp(v, "inherit") == 0)
 		return -2;
 	if (strcmp(v, "null") == 0)
@@ -884,11 +827,11 @@ static int proc_spawn(lua_State *L)
 	lua_settop(L, 2);
 	argv = check_argv(L, 1);                     /* 3 */
 	envp = build_env(L, 2);                      /* 4, 5 */
-	interactive = opt_bool(L, 2, "interactive", 0);
+	interactive = cork_opt_boolean(L, 2, "interactive", 0);
 	memset(&r, 0, sizeof r);
 	r.argv = argv;
 	r.envp = envp;
-	r.cwd = opt_string(L, 2, "cwd");
+	r.cwd = cork_opt_string(L, 2, "cwd", NULL);
 	r.new_pgrp = !interactive;
 	p = lua_newuserdatauv(L, sizeof *p, 2);     /* 6; uservalues: stdout, stderr readers */
 	memset(p, 0, sizeof *p);
@@ -1106,7 +1049,6 @@ static const luaL_Reg process_meta[] = {
 	{NULL, NULL}
 };
 
-int luaopen_cork_proc(lua_State *L);
 int luaopen_cork_proc(lua_State *L)
 {
 	luaL_newmetatable(L, PROCESS_MT);

@@ -59,10 +59,35 @@ void cork_secret_add(lua_State *L, const char *value, size_t len);
 /* Replace every registered secret in s by "***"; pushes the result. */
 const char *cork_redact(lua_State *L, const char *s, size_t len);
 
-/* ---- small helpers -----------------------------------------------------
- * Check that every key of the option table at idx is one of names (NULL
- * terminated); an unknown key raises a usage error naming it. */
+/* ---- options and errno (src/auxlib.c) --------------------------------------
+ * One behaviour for every module's option tables. idx is the option table;
+ * 0, none or nil means "no table" (every read gives the default). An unknown
+ * key or a value of the wrong type is misuse: a plain Lua error naming the
+ * option ("unknown option 'tiemout' (did you mean 'timeout'?)", "option
+ * 'timeout' must be a number (got string)"), as a wrong argument type is.
+ * No coercion: "5" is not a number, 0 is not a boolean, 1.5 is not an
+ * integer. A value of the right type that is unusable is kind "usage" (the
+ * caller judges ranges). Strings stay anchored by the option table. */
 void cork_check_options(lua_State *L, int idx, const char *const names[]);
+const char *cork_opt_string(lua_State *L, int idx, const char *k, const char *def);
+const char *cork_opt_lstring(lua_State *L, int idx, const char *k, const char *def, size_t *len);
+/* A required string option: absent raises "option 'k' is required" (plain
+ * error), "" raises kind "usage" ("option 'k' is empty"). */
+const char *cork_opt_required(lua_State *L, int idx, const char *k);
+int cork_opt_boolean(lua_State *L, int idx, const char *k, int def);
+lua_Number cork_opt_number(lua_State *L, int idx, const char *k, lua_Number def);
+lua_Integer cork_opt_integer(lua_State *L, int idx, const char *k, lua_Integer def);
+/* The closest of names (NULL terminated) within a small edit distance, or NULL. */
+const char *cork_suggest(const char *word, const char *const names[]);
+/* errno -> kind: not_found (ENOENT ENOTDIR ENODEV), exists (EEXIST
+ * ENOTEMPTY), permission (EACCES EPERM EROFS), else io. */
+const char *cork_errno_kind(int err);
+/* Raise {kind = cork_errno_kind(err), message = "WHAT PATH: strerror",
+ * path = PATH, errno = err}. */
+int cork_raise_errno(lua_State *L, int err, const char *what, const char *path)
+    __attribute__((noreturn));
+
+/* ---- small helpers ----------------------------------------------------- */
 /* Monotonic seconds. */
 double cork_now(void);
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "runtime.h"
+#include "modules.h"
 
 #define SCOPE_MT "cork.scope.Scope"
 
@@ -248,15 +249,9 @@ static int close_common(lua_State *L, int erridx, int raise)
 	return 0;
 }
 
-/* s:close([err]) */
+/* s:close([err]), and __close(s, err) (err is nil on a normal exit): one
+ * function registered twice, as liolib does. */
 static int scope_close(lua_State *L)
-{
-	check_scope(L, 1);
-	return close_common(L, lua_isnoneornil(L, 2) ? 0 : 2, lua_isnoneornil(L, 2));
-}
-
-/* __close(s, err): err is nil on a normal exit. */
-static int scope_tbc_close(lua_State *L)
 {
 	check_scope(L, 1);
 	return close_common(L, lua_isnoneornil(L, 2) ? 0 : 2, lua_isnoneornil(L, 2));
@@ -305,14 +300,13 @@ static const luaL_Reg scope_methods[] = {
 };
 
 static const luaL_Reg scope_meta[] = {
-	{"__close", scope_tbc_close},
+	{"__close", scope_close},
 	{"__gc", scope_gc},
 	{"__tostring", scope_tostring},
 	{"__index", NULL},
 	{NULL, NULL}
 };
 
-int luaopen_cork_scope(lua_State *L);
 int luaopen_cork_scope(lua_State *L)
 {
 	luaL_newmetatable(L, SCOPE_MT);

@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "runtime.h"
+#include "modules.h"
 
 #define MAX_DEPTH 256
 #define SEQ_MARK "cork.yaml.sequence"
@@ -292,14 +293,8 @@ static int yaml_decode(lua_State *L)
 	memset(&d, 0, sizeof d);
 	d.L = L;
 	d.filename = "<string>";
-	if (lua_istable(L, 2)) {
-		lua_getfield(L, 2, "filename");
-		if (!lua_isnil(L, -1))
-			d.filename = luaL_checkstring(L, -1);   /* anchored by opts */
-		lua_getfield(L, 2, "positions");
-		want_pos = lua_toboolean(L, -1);
-		lua_pop(L, 2);
-	}
+	d.filename = cork_opt_string(L, 2, "filename", "<string>");
+	want_pos = cork_opt_boolean(L, 2, "positions", 0);
 	lua_settop(L, 2);
 	d.box = lua_newuserdatauv(L, sizeof *d.box, 0);      /* 3 */
 	memset(d.box, 0, sizeof *d.box);
@@ -588,7 +583,6 @@ static const luaL_Reg yaml_funcs[] = {
 	{NULL, NULL}
 };
 
-int luaopen_cork_yaml(lua_State *L);
 int luaopen_cork_yaml(lua_State *L)
 {
 	if (luaL_newmetatable(L, SEQ_MARK)) {

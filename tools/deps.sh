@@ -1,5 +1,5 @@
 #!/bin/sh
-# tools/deps.sh [build|test|demo|all]: install cork's build and test dependencies
+# tools/deps.sh [build|test|demo|nvim|all]: install cork's build and test dependencies
 # from Debian's packages with apt-get, only those that are missing (a no-op
 # when everything is there). Default: all.
 set -eu
@@ -7,14 +7,16 @@ build="gcc make pkg-config liblua5.4-dev lua-cjson-dev libyaml-dev libcurl4-open
 # prove (perl), openssl + curl (CA tests), busybox-static (test images),
 # docker.io (the private engine), iproute2 + util-linux (netns tests),
 # mitmproxy (a real consumer of the minted CAs), valgrind (leak checks),
-# docker-registry (the stand-in registry image: prepare's registry path)
-test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind docker-registry"
+# docker-registry (the stand-in registry image: prepare's registry path),
+# neovim (the editor plugin's tests: editors/nvim)
+test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind docker-registry neovim"
 case "${1:-all}" in
 	build) want=$build ;;
 	test) want=$test ;;
 	demo) want="$build busybox-static docker.io curl ca-certificates" ;;
+	nvim) want="neovim" ;;
 	all) want="$build $test" ;;
-	*) echo "usage: tools/deps.sh [build|test|demo|all]" >&2; exit 2 ;;
+	*) echo "usage: tools/deps.sh [build|test|demo|nvim|all]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do

@@ -20,6 +20,7 @@ commands:
 
 bottles:
   plan --bottle NAME     validate a bottle and print what a launch would do
+  import-bottle FILE     print a bot-bottle file in cork's native form
   ls                     running bottles: slug, backend, alias, ports, age, status
   attach SLUG            run a detached bottle's agent in this terminal
   down SLUG... | --all   end everything a bottle owns

@@ -3,8 +3,9 @@
 -- A bottle declares what one agent may do (env, git upstreams, egress routes,
 -- allowlist, supervise, skills, prompt); an agent file names a bottle and adds
 -- skills, a prompt and git user overrides. Both are YAML files or Markdown
--- files with YAML front matter (the Markdown body is the prompt), in the
--- format bot-bottle uses, so ~/.bot-bottle files load unchanged.
+-- files with YAML front matter (the Markdown body is the prompt). bot-bottle's
+-- own files, every era of its format, load as they are: cork.botbottle holds
+-- their shapes (validated here next to cork's) and turns them into cork's.
 -- docs/manifests.md is the operator's reference; this file is the rules.
 --
 -- Error kinds raised here:
@@ -19,6 +20,8 @@
 local cork = require "cork"
 local schema = require "cork.schema"
 local providers = require "cork.providers"
+local giturl = require "cork.giturl"
+local botbottle = require "cork.botbottle"
 
 local S = schema.S
 local M = {}
@@ -26,8 +29,8 @@ local M = {}
 -- ---- small helpers --------------------------------------------------------
 
 local ENV_NAME = "^[A-Za-z_][A-Za-z0-9_]*$"
-local NAME = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
-local HOST = "^[A-Za-z0-9][A-Za-z0-9.-]*$"
+local NAME = giturl.NAME
+local HOST = giturl.HOST
 local HOST_WILD = "^[A-Za-z0-9*][A-Za-z0-9.*-]*$"
 
 -- Variables cork itself sets in the agent; a bottle may not override them.
@@ -59,62 +62,10 @@ local function copy(v)
 end
 M.copy = copy
 
--- ---- git URLs and host keys -----------------------------------------------
+-- ---- git URLs and host keys (cork.giturl) -------------------------------
 
--- Parse a git upstream URL: ssh://[user@]host[:port]/path, user@host:path
--- (scp-like) or https://host[:port]/path. Returns {scheme=, host=, port=,
--- path=, user=} or nil, problem.
-function M.parse_git_url(url)
-  if url:find("[%s%c]") then return nil, "must not contain spaces or control characters" end
-  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
-  if scheme then
-    scheme = scheme:lower()
-    if scheme ~= "ssh" and scheme ~= "https" then
-      return nil, ('unsupported scheme "%s" (use ssh://, user@host:path or https://)'):format(scheme)
-    end
-    local auth, hostport, path = rest:match("^([^/]-)@?([^@/]+)(/.+)$")
-    if not hostport then return nil, "has no host and path" end
-    local user = auth ~= "" and auth or nil
-    if user and user:find(":") then return nil, "must not embed a password" end
-    local host, port = hostport:match("^(.-):(%d+)$")
-    if not host then host = hostport end
-    port = tonumber(port) or (scheme == "ssh" and 22 or 443)
-    if not host:find(HOST) then return nil, ('invalid host "%s"'):format(host) end
-    if port < 1 or port > 65535 then return nil, "invalid port" end
-    return {scheme = scheme, host = host:lower(), port = port, path = path, user = user}
-  end
-  local user, host, path = url:match("^([%w._-]+)@([^:/]+):(.+)$")
-  if user then
-    if not host:find(HOST) then return nil, ('invalid host "%s"'):format(host) end
-    return {scheme = "ssh", host = host:lower(), port = 22, path = path, user = user}
-  end
-  return nil, "not a git URL (use ssh://host/path, user@host:path or https://host/path)"
-end
-
-local KEY_TYPES = {
-  ["ssh-ed25519"] = true, ["ssh-rsa"] = true, ["ecdsa-sha2-nistp256"] = true,
-  ["ecdsa-sha2-nistp384"] = true, ["ecdsa-sha2-nistp521"] = true,
-  ["sk-ssh-ed25519@openssh.com"] = true, ["sk-ecdsa-sha2-nistp256@openssh.com"] = true,
-  ["ssh-dss"] = true,
-}
-
--- A declared host key is "TYPE BASE64" or a known_hosts line "HOST TYPE
--- BASE64". Returns {type=, key=, hosts=?} or nil, problem.
-function M.parse_host_key(s)
-  local words = {}
-  for w in s:gmatch("%S+") do words[#words + 1] = w end
-  local hosts
-  if #words >= 3 and not KEY_TYPES[words[1]] then hosts = table.remove(words, 1) end
-  if #words < 2 then return nil, 'expected "TYPE KEY" (e.g. "ssh-ed25519 AAAA...")' end
-  if not KEY_TYPES[words[1]] then
-    return nil, ('unknown key type "%s"'):format(words[1])
-  end
-  if not words[2]:find("^[A-Za-z0-9+/]+=*$") or #words[2] < 16 then
-    return nil, "the key is not base64"
-  end
-  if #words > 3 then return nil, 'extra words (expected "TYPE KEY [COMMENT]")' end
-  return {type = words[1], key = words[2], hosts = hosts}
-end
+M.parse_git_url = giturl.parse_url
+M.parse_host_key = giturl.parse_host_key
 
 -- ---- the schema -----------------------------------------------------------
 
@@ -173,42 +124,12 @@ local remote = S.map{
   aliases = {identity = "identity_file", known_host = "host_key", host_keys = "host_key"},
   required = {"url"},
   check = function(r, at)
-    if type(r.url) ~= "string" or r.url == "" then return end
-    local u, problem = M.parse_git_url(r.url)
-    if not u then at.fail(problem, "url"); return end
-    local hk_key = r.host_key and "host_key" or r.known_host and "known_host" or "host_keys"
-    local hk = r[hk_key]
-    if u.scheme == "ssh" then
-      if schema.is_null(hk) or (type(hk) == "table" and #hk == 0) then
-        at.fail(("ssh remote %s has no host_key (cork never trusts a host key on first use)")
-          :format(u.host))
-      else
-        local list = type(hk) == "table" and hk or {hk}
-        for i, k in ipairs(list) do
-          if type(k) == "string" then
-            local _, p = M.parse_host_key(k)
-            if p then
-              at.fail((type(hk) == "table" and ("[%d] "):format(i) or "") .. "not a host key: " .. p, hk_key)
-            end
-          end
-        end
-      end
-      local id = r.identity_file or r.identity
-      if schema.is_null(id) then
-        at.fail(("ssh remote %s has no identity_file"):format(u.host))
-      end
-    elseif not schema.is_null(r.identity_file or r.identity) then
-      at.fail("identity_file applies to ssh remotes only", r.identity_file and "identity_file" or "identity")
-    end
+    giturl.check_remote(r, at, {url = {"url"}, identity = {"identity_file", "identity"},
+      host_key = {"host_key", "known_host", "host_keys"}})
     if type(r.extra_hosts) == "table" then
       for i, e in ipairs(r.extra_hosts) do
-        if type(e) == "string" then
-          local h, ip = e:match("^([^:]+):(%d+%.%d+%.%d+%.%d+)$")
-          local okip = ip ~= nil
-          if ip then for o in ip:gmatch("%d+") do if tonumber(o) > 255 then okip = false end end end
-          if not h or not h:find(HOST) or not okip then
-            at.fail(('extra_hosts[%d]: "%s" is not HOST:IPV4'):format(i, e))
-          end
+        if type(e) == "string" and not giturl.extra_host_ok(e) then
+          at.fail(('extra_hosts[%d]: "%s" is not HOST:IPV4'):format(i, e))
         end
       end
     end
@@ -229,28 +150,33 @@ local AUTH_PATTERN_HELP = 'is not an auth scheme (none, bearer, token, basic or 
 local route = S.map{
   fields = {
     host = S.string{pattern = HOST, pattern_message = "not a host name"},
-    auth = S.string{check = function(v, at)
+    auth = S.either(S.string{check = function(v, at)
       if v ~= "none" and v ~= "bearer" and v ~= "token" and v ~= "basic"
         and not v:find("^header:[A-Za-z0-9-]+$") then
         local hint = schema.suggest(v, {"none", "bearer", "token", "basic"})
         at.fail(("%q %s%s"):format(v, AUTH_PATTERN_HELP, hint and (' (did you mean "' .. hint .. '"?)') or ""))
       end
-    end},
+    end}, botbottle.auth),
     token_ref = S.string{pattern = ENV_NAME, pattern_message = "must name a host environment variable"},
     paths = S.list(S.string{pattern = "^/", pattern_message = "must start with /"}),
     tls_passthrough = S.boolean,
   },
+  aliases = botbottle.route_aliases,
   required = {"host"},
   check = function(r, at)
-    local auth = type(r.auth) == "string" and r.auth or "none"
-    if auth ~= "none" and schema.is_null(r.token_ref) then
-      at.fail(('auth "%s" needs a token_ref (the host variable holding the token)'):format(auth))
-    elseif auth == "none" and type(r.token_ref) == "string" then
+    local auth, ref, key = botbottle.route_auth(r)
+    auth = type(auth) == "string" and auth or auth == nil and "none" or nil
+    if not auth then    -- a bad scheme, already reported
+    elseif auth ~= "none" and schema.is_null(ref) then
+      at.fail(('auth "%s" needs a token_ref (the host variable holding the token)'):format(auth), key)
+    elseif auth == "none" and type(ref) == "string" then
       at.fail("token_ref without auth: say how the token is sent (bearer, token, basic or header:NAME)",
         "token_ref")
     end
+    botbottle.check_route(r, at)
   end,
 }
+for k, node in pairs(botbottle.route_fields) do route.fields[k] = node end
 
 local agent_block = S.either(
   S.string{enum = providers.names},
@@ -263,10 +189,14 @@ local agent_block = S.either(
       user = S.string{pattern = "^[a-z_][a-z0-9_-]*$", pattern_message = "not a user name"},
       home = S.string{pattern = "^/", pattern_message = "must be an absolute path"},
       hosts = host_list,
+      token_ref = S.string{pattern = ENV_NAME, pattern_message = "must name a host environment variable"},
     },
     check = function(a, at)
       if (a.provider or "claude") == "custom" and schema.is_null(a.command) then
         at.fail('a custom agent needs a command')
+      end
+      if (a.provider or "claude") == "custom" and type(a.token_ref) == "string" then
+        at.fail("a custom agent has no API host for token_ref (declare an egress route instead)", "token_ref")
       end
     end,
   })
@@ -279,24 +209,23 @@ M.bottle_schema = S.map{
     agent = agent_block,
     env = S.dict(env_key_check, env_value),
     git = S.map{
-      fields = {user = git_user, remotes = S.list(remote)},
+      fields = {user = git_user, remotes = S.either(S.list(remote), botbottle.remotes_by_host)},
       aliases = {repos = "remotes"},
       check = function(g, at)
         local key = g.remotes and "remotes" or "repos"
-        local list = g[key]
-        if type(list) ~= "table" then return end
+        if type(g[key]) ~= "table" then return end
         local seen = {}
-        for i, r in ipairs(list) do
-          if type(r) == "table" then
-            local n = M.remote_name(r, i)
-            if seen[n] then
-              at.fail(('[%d] and [%d] are both named "%s" (set name: on one of them)'):format(seen[n], i, n), key)
-            end
-            seen[n] = seen[n] or i
+        for _, e in ipairs(botbottle.remote_names(g[key], M.remote_name, at.positions)) do
+          if seen[e.name] then
+            at.fail(('%s and %s are both named "%s" (set %s on one of them)'):format(seen[e.name], e.label,
+              e.name, e.label:find("^%[") and "name:" or "Name:"), key)
           end
+          seen[e.name] = seen[e.name] or e.label
         end
       end,
     },
+    ["git-gate"] = botbottle.git_gate,
+    agent_provider = botbottle.agent_provider,
     egress = S.map{fields = {routes = S.list(route)}},
     allowlist = host_list,
     supervise = S.boolean,
@@ -308,8 +237,17 @@ M.bottle_schema = S.map{
     if b.agent == "custom" then
       at.fail("a custom agent needs a command (agent: {provider: custom, command: [...]})", "agent")
     end
+    for new, old in pairs({["git-gate"] = "git", agent_provider = "agent"}) do
+      if not schema.is_null(b[new]) and not schema.is_null(b[old]) then
+        at.fail(('"%s" is also given as "%s"; keep one'):format(new, old), new)
+      end
+    end
   end,
 }
+
+local no_remotes = S.any{check = function(_, at)
+  at.fail("an agent file cannot add remotes (declare them in the bottle)")
+end}
 
 M.agent_schema = S.map{
   fields = {
@@ -318,7 +256,8 @@ M.agent_schema = S.map{
     bottle = S.string{pattern = NAME, pattern_message = "must name a bottle"},
     skills = S.list(S.string{nonempty = true}),
     prompt = S.string{},
-    git = S.map{fields = {user = git_user}},
+    git = S.map{fields = {user = git_user, remotes = no_remotes, repos = no_remotes}},
+    model = S.scalar, color = S.scalar, memory = S.scalar,    -- Claude subagent fields
   },
   required = {"bottle"},
 }
@@ -412,7 +351,9 @@ function M.parse(text, file, kind)
     fail("manifest", table.concat(errors, "\n"), {file = file, errors = errors})
   end
   strip_nulls(doc)
-  return doc, {positions = positions, line_offset = offset, body = body, format = format, file = file}
+  local meta = {positions = positions, line_offset = offset, body = body, format = format, file = file}
+  meta.warnings, meta.botbottle = botbottle.translate(doc, meta, kind)
+  return doc, meta
 end
 
 -- ---- normalization --------------------------------------------------------
@@ -472,7 +413,7 @@ function M.normalize_bottle(doc, meta, name)
     local cmd = a.command
     if type(cmd) == "string" then cmd = {cmd} end
     b.agent = {provider = a.provider or "claude", image = a.image, from = a.from,
-      command = copy(cmd), user = a.user, home = a.home, hosts = copy(a.hosts)}
+      command = copy(cmd), user = a.user, home = a.home, hosts = copy(a.hosts), token_ref = a.token_ref}
   end
   if type(doc.env) == "table" then
     set("env")
@@ -657,10 +598,14 @@ local function name_of(path)
   return (path:match("([^/]+)$") or path):gsub("%.ya?ml$", ""):gsub("%.md$", "")
 end
 
--- Load one bottle file without following extends.
-function M.load_file(path, kind, name)
+-- Load one bottle file without following extends. Each field cork has no
+-- equivalent for (bot-bottle's) is one warning (opts.warn, default
+-- cork.log.warn).
+function M.load_file(path, kind, name, opts)
   local text = cork.fs.read(path)
   local doc, meta = M.parse(text, path, kind or "bottle")
+  local warn = opts and opts.warn or cork.log.warn
+  for _, w in ipairs(meta.warnings) do warn(w, {file = path}) end
   if kind == "agent" then return M.normalize_agent(doc, meta, name or name_of(path)) end
   return M.normalize_bottle(doc, meta, name or name_of(path))
 end
@@ -726,7 +671,7 @@ function M.load_bottle(name, opts)
       end
       error(err, 0)
     end
-    local b = M.load_file(path, "bottle", current)
+    local b = M.load_file(path, "bottle", current, opts)
     files[#files + 1] = path
     loaded[#loaded + 1] = b
     from = b
@@ -741,7 +686,7 @@ end
 
 function M.load_agent(name, opts)
   local path = M.find_agent(name, opts)
-  return M.load_file(path, "agent", name)
+  return M.load_file(path, "agent", name, opts)
 end
 
 -- ---- env resolution (launch time) ----------------------------------------

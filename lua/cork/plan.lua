@@ -224,6 +224,19 @@ end
 
 -- ---- build ------------------------------------------------------------------
 
+-- The bottle's egress routes, and the provider's API route when the agent
+-- block names its credential (agent.token_ref) and no route covers that host.
+function M.routes(bottle, prov)
+  local routes = bottle.egress and bottle.egress.routes or {}
+  local ref = bottle.agent and bottle.agent.token_ref
+  if not ref or not prov.api then return routes end
+  for _, r in ipairs(routes) do if r.host == prov.api.host then return routes end end
+  local out = {}
+  for i, r in ipairs(routes) do out[i] = r end
+  out[#out + 1] = {host = prov.api.host, auth = prov.api.auth, token_ref = ref, paths = {}, tls_passthrough = true}
+  return out
+end
+
 -- Build the plan. bottle: cork.manifest.load_bottle's result; agent: from
 -- load_agent, or nil. opts:
 --   slug          use this slug (else agent/bottle name + random suffix)
@@ -276,7 +289,7 @@ function M.build(bottle, agent, opts)
     user = prov.user, home = prov.home, hosts = prov.hosts}
 
   -- daemons: pipelock and egress always, git-gate with upstreams, supervise on demand
-  local routes = bottle.egress and bottle.egress.routes or {}
+  local routes = M.routes(bottle, prov)
   local remotes = bottle.git and bottle.git.remotes or {}
   local daemons = {"pipelock", "egress"}
   if #remotes > 0 then daemons[#daemons + 1] = "git-gate" end

@@ -21,6 +21,8 @@ M.templates = {
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1",
     },
     command = {"claude"},
+    -- where egress adds the agent's own credential (agent.token_ref)
+    api = {host = "api.anthropic.com", auth = "header:x-api-key"},
     image = "cork-agent-claude:latest",
     user = "agent",
     home = "/home/agent",
@@ -34,6 +36,7 @@ M.templates = {
     hosts = {"api.openai.com", "auth.openai.com", "chatgpt.com"},
     env = {OPENAI_API_KEY = M.PLACEHOLDER},
     command = {"codex"},
+    api = {host = "api.openai.com", auth = "bearer"},
     image = "cork-agent-codex:latest",
     user = "agent",
     home = "/home/agent",

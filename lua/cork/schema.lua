@@ -5,6 +5,7 @@
 -- A schema is a tree of nodes built with the constructors below:
 --   S.string{pattern=, enum=, check=}   S.boolean   S.integer{min=, max=}
 --   S.scalar            (string, number or boolean: env values)
+--   S.any{check=}       (any value; the check decides)
 --   S.list(node, {check=})   S.map{fields={...}, required={...}, aliases={...}, check=}
 --   S.dict(keynode_check, valuenode)    (free-form keys: env)
 --   S.either(node1, node2)              (first whose type matches is used)
@@ -83,7 +84,7 @@ function M.suggest(word, candidates)
   for _, c in ipairs(candidates) do sorted[#sorted + 1] = c end
   table.sort(sorted)
   for _, c in ipairs(sorted) do
-    local d = distance(lw, c:lower())
+    local d = distance(lw, (c:lower():gsub("-", "_")))
     if d < (bestd or math.huge) then best, bestd = c, d end
   end
   if bestd and bestd <= math.max(1, math.min(2, #word // 3)) and bestd < #word then
@@ -101,6 +102,7 @@ function S.string(o) o = o or {}; o.type = "string"; return o end
 S.boolean = {type = "boolean"}
 function S.integer(o) o = o or {}; o.type = "integer"; return o end
 S.scalar = {type = "scalar"}
+function S.any(o) o = o or {}; o.type = "any"; return o end
 function S.list(item, o) o = o or {}; o.type = "list"; o.item = item; return o end
 function S.map(o) o.type = "map"; o.fields = o.fields or {}; return o end
 function S.dict(key_check, value, o)
@@ -111,7 +113,7 @@ function S.either(...) return {type = "either", options = {...}} end
 local expected_name = {
   string = "a string", boolean = "a boolean", integer = "an integer",
   scalar = "a string, number or boolean", list = "a list", map = "a mapping",
-  dict = "a mapping",
+  dict = "a mapping", any = "any value",
 }
 
 local function type_ok(node, v)
@@ -123,6 +125,7 @@ local function type_ok(node, v)
     return type(v) == "string" or type(v) == "number" or type(v) == "boolean"
   end
   if t == "list" then return is_list(v) end
+  if t == "any" then return true end
   if t == "map" or t == "dict" then return is_map(v) end
   if t == "either" then
     for _, o in ipairs(node.options) do if type_ok(o, v) then return true end end
@@ -180,7 +183,7 @@ local check
 local function run_custom(ctx, node, v, parent, key, path)
   if not node.check then return end
   local at = {
-    path = path, parent = parent, key = key, value = v,
+    path = path, parent = parent, key = key, value = v, positions = ctx.positions,
     where = function(k) if k == nil then return ctx:where(parent, key) end return ctx:where(v, k) end,
     fail = function(msg, k)
       if k == nil then ctx:add(parent, key, path, msg)
@@ -242,12 +245,13 @@ check = function(ctx, node, v, parent, key, path)
     local keys = {}
     for k in pairs(v) do keys[#keys + 1] = k end
     table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-    local seen = {}
+    local seen, unknown = {}, false
     for _, k in ipairs(keys) do
       local name = type(k) == "string" and (node.aliases and node.aliases[k] or k) or nil
       local field = name and node.fields[name]
       local kp = join_path(path, k)
       if not field then
+        unknown = true
         local hint = M.suggest(type(k) == "string" and k or nil, names)
         ctx:add(v, k, kp, "unknown key" .. (hint and (' (did you mean "' .. hint .. '"?)') or ""))
       elseif seen[name] then
@@ -257,6 +261,9 @@ check = function(ctx, node, v, parent, key, path)
         if not M.is_null(v[k]) then check(ctx, field, v[k], v, k, kp) end
       end
     end
+    -- a misspelt key is most likely the one a rule below would miss: say
+    -- only that (the document fails either way)
+    if unknown then return end
     for _, r in ipairs(node.required or {}) do
       local present = false
       for k, name in pairs(seen) do

@@ -74,21 +74,6 @@ local function check_name(name, fn)
   end
 end
 
-local function check_opts(opts, allowed, fn)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then error(("smolvm.%s: options must be a table"):format(fn), 3) end
-  for k in pairs(opts) do
-    if not allowed[k] then error(("smolvm.%s: unknown option '%s'"):format(fn, tostring(k)), 3) end
-  end
-  return opts
-end
-
-local function set(list)
-  local s = {}
-  for _, v in ipairs(list) do s[v] = true end
-  return s
-end
-
 -- env given as a map {K = V} (or a list of "K=V"): sorted list of "K=V".
 local function env_list(env, fn)
   local out, keys = {}, {}
@@ -147,7 +132,7 @@ end
 local Driver = {}
 Driver.__index = Driver
 
-local driver_opts = set { "binary", "env", "state_dir", "lock_timeout", "call_timeout" }
+local driver_opts = { "binary", "env", "state_dir", "lock_timeout", "call_timeout" }
 
 local function default_state_dir()
   local d = os.getenv("CORK_STATE_DIR")
@@ -157,7 +142,7 @@ end
 
 -- smolvm.driver{binary=, env=, state_dir=, lock_timeout=, call_timeout=}
 function M.driver(opts)
-  opts = check_opts(opts, driver_opts, "driver")
+  opts = core.options(opts, driver_opts)
   local bin = opts.binary or os.getenv("CORK_SMOLVM")
   if bin == nil or bin == "" then bin = "smolvm" end
   local d = setmetatable({
@@ -303,7 +288,7 @@ end
 
 -- ---- lifecycle ----------------------------------------------------------------
 
-local create_opts = set { "from", "image", "smolfile", "allow_cidrs", "allow_hosts", "env", "net", "labels",
+local create_opts = { "from", "image", "smolfile", "allow_cidrs", "allow_hosts", "env", "net", "labels",
   "net_backend", "allow_unenforced", "verify", "timeout" }
 
 local function check_cidr(c)
@@ -318,7 +303,7 @@ end
 --   allow_unenforced=, verify=, timeout=}) -> machine entry from ls
 function Driver:create(name, opts)
   check_name(name, "create")
-  opts = check_opts(opts, create_opts, "create")
+  opts = core.options(opts, create_opts)
   if opts.from and opts.smolfile then
     usage("smolvm.create: 'from' and 'smolfile' are mutually exclusive")
   end
@@ -433,13 +418,13 @@ end
 
 function Driver:start(name, opts)
   check_name(name, "start")
-  opts = check_opts(opts, set { "timeout" }, "start")
+  opts = core.options(opts, { "timeout" })
   self:_lifecycle({ "machine", "start", "--name", name }, "start", opts)
 end
 
 function Driver:stop(name, opts)
   check_name(name, "stop")
-  opts = check_opts(opts, set { "timeout" }, "stop")
+  opts = core.options(opts, { "timeout" })
   self:_lifecycle({ "machine", "stop", "--name", name }, "stop", opts)
 end
 
@@ -447,7 +432,7 @@ end
 -- "Cancelled" and exits 0 having deleted nothing.
 function Driver:delete(name, opts)
   check_name(name, "delete")
-  opts = check_opts(opts, set { "timeout" }, "delete")
+  opts = core.options(opts, { "timeout" })
   local args
   if self:version().dialect == "0.8" then
     args = { "machine", "delete", "-f", name }
@@ -459,7 +444,7 @@ function Driver:delete(name, opts)
 end
 
 function Driver:ls(opts)
-  opts = check_opts(opts, set { "timeout" }, "ls")
+  opts = core.options(opts, { "timeout" })
   local r = self:_call({ "machine", "ls", "--json" }, "ls", { timeout = opts.timeout or 60 })
   local ok, list = pcall(json.decode, r.stdout)
   if not ok or type(list) ~= "table" then
@@ -484,7 +469,7 @@ end
 -- the machine's dst (default), "out" the machine's src to host dst.
 function Driver:cp(name, src, dst, opts)
   check_name(name, "cp")
-  opts = check_opts(opts, set { "direction", "timeout" }, "cp")
+  opts = core.options(opts, { "direction", "timeout" })
   if type(src) ~= "string" or type(dst) ~= "string" then
     error("smolvm.cp: src and dst must be strings", 2)
   end
@@ -506,7 +491,7 @@ end
 -- it takes the lifecycle lock; packing an image does not (it can take
 -- minutes and must not block launches).
 function Driver:pack(opts)
-  opts = check_opts(opts, set { "image", "from_vm", "output", "timeout" }, "pack")
+  opts = core.options(opts, { "image", "from_vm", "output", "timeout" })
   if type(opts.output) ~= "string" then error("smolvm.pack: output must be a path", 2) end
   if (opts.image == nil) == (opts.from_vm == nil) then
     usage("smolvm.pack: give exactly one of 'image' and 'from_vm'")
@@ -539,7 +524,7 @@ end
 
 -- ---- exec -------------------------------------------------------------------
 
-local exec_opts = set { "env", "user", "home", "timeout", "workdir", "check", "stdin" }
+local exec_opts = { "env", "user", "home", "timeout", "workdir", "check", "stdin" }
 
 -- Remember (or replace) the env passed on every exec into name; create()
 -- does this itself. For machines created by another process.
@@ -562,7 +547,7 @@ function Driver:exec(name, argv, opts)
   for i, a in ipairs(argv) do
     if type(a) ~= "string" then error(("smolvm.exec: argv[%d] must be a string"):format(i), 2) end
   end
-  opts = check_opts(opts, exec_opts, "exec")
+  opts = core.options(opts, exec_opts)
   local env = {}
   for k, v in pairs(self.machine_env[name] or {}) do env[k] = v end
   local _, extra = env_list(opts.env, "exec")
@@ -631,11 +616,11 @@ end
 -- Poll a trivial exec with backoff until it succeeds `successes` times in a
 -- row (an exec right after start can be SIGKILLed ~100 ms in). Returns
 -- {attempts=, elapsed=}; raises "timeout" with the last failure.
-local ready_opts = set { "timeout", "interval", "max_interval", "successes", "probe" }
+local ready_opts = { "timeout", "interval", "max_interval", "successes", "probe" }
 
 function Driver:wait_ready(name, opts)
   check_name(name, "wait_ready")
-  opts = check_opts(opts, ready_opts, "wait_ready")
+  opts = core.options(opts, ready_opts)
   local timeout = opts.timeout or 60
   local interval = opts.interval or 0.1
   local max_interval = opts.max_interval or 1.0

@@ -4,6 +4,7 @@
 --   local s = C.start({ dir = tmp, env = env, cwd = dir, extra = { "--end-on-exit" } })
 --   local r = s:request(1, "ls")           -- the response {id, result|error}
 --   s:until_(function(m) ... end)          -- messages until one matches
+--   s:find(function(m) ... end)            -- the first match, seen or to come
 --   s:eof(); s:exit_status(); C.bad        -- schema violations seen so far
 -- CORK_SERVE_WRAP="valgrind ..." runs the server under that command.
 local cork = require "cork"
@@ -101,6 +102,12 @@ function Server:until_(pred, timeout)
     all[#all + 1] = m
     if pred(m) then return m, all end
   end
+end
+
+-- The first message matching pred, among those already seen or to come.
+function Server:find(pred, timeout)
+  for _, m in ipairs(self.seen) do if pred(m) then return m end end
+  return (self:until_(pred, timeout))
 end
 
 function Server:response(id, timeout)

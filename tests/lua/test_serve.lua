@@ -48,6 +48,16 @@ T.is(names.hello and names.hello.description, "a tiny recipe that exercises scop
   "recipes: description")
 T.is(names.hello and names.hello.event, nil, "recipes: items are plain (no event fields)")
 
+-- manifests: the names --bottle and --agent accept, for completion
+r = s:request("names", "manifests")
+local manifest = require "cork.manifest"
+local mopts = { env = env, cwd = fx.cwd }
+T.same(r and r.result and r.result.bottles, manifest.list("bottle", mopts), "manifests: the bottle names")
+T.ok(r and r.result and #r.result.bottles > 0, "manifests: some bottles found (" .. #(r and r.result and r.result.bottles or {}) .. ")")
+T.same(r and r.result and r.result.agents, manifest.list("agent", mopts), "manifests: the agent names")
+r = s:request("names2", "manifests", { x = 1 })
+T.is(r and r.error and r.error.message, "manifests: unknown param 'x'", "manifests: no params")
+
 -- malformed lines: an error answer each, and the server goes on
 s:send("this is not json")
 r = s:response(json.null)
@@ -139,8 +149,13 @@ T.like(lines, "cleanup 1 after: interrupted\n$", "in reverse order, the first st
 r = s:request("c2", "cancel", { id = "long" })
 T.is(r and r.error and r.error.kind, "not_found", "cancel of a finished request: not_found")
 
--- ls, attach_command, down against a journalled bottle
+-- ls, attach_command, down against a journalled bottle (with a watch
+-- seeing it come and go)
 local slug = "serve-test-a1b2"
+r = s:request("w", "ls", { watch = true, interval = 0.2 })
+T.same(r and r.result and r.result.argv, { "--json", "ls", "--watch", "--interval", "0.2" }, "ls watch: streams")
+r = s:request("w2", "ls", { interval = 0.2 })
+T.is(r and r.error and r.error.message, "ls: interval needs watch = true", "ls: interval without watch")
 r = s:request("launch", "run", { recipe = "fakelaunch", args = { "--slug", slug } })
 fin = s:until_(function(m) return m.id == "launch" and m.event == "finished" end)
 T.is(fin and fin.slug, slug, "launch: the finished event names the bottle")
@@ -148,6 +163,9 @@ r = s:request("ls", "ls")
 local found
 for _, b in ipairs(r and r.result and r.result.bottles or {}) do if b.slug == slug then found = b end end
 T.ok(found ~= nil, "ls: the bottle is listed")
+-- (a first event may catch the journal half-written; a later one completes it)
+local seen = s:find(function(m) return m.id == "w" and m.event == "bottle" and m.slug == slug and m.backend == "docker" end)
+T.is(seen and seen.status, found and found.status, "ls watch: a bottle event for the new bottle, as ls lists it")
 T.is(found and found.event, nil, "ls: rows are plain")
 r = s:request("att", "attach_command", { slug = slug })
 T.same(r and r.result, { slug = slug, argv = { "echo", "attached", slug } }, "attach_command: the argv to run")
@@ -156,6 +174,11 @@ T.is(r and r.error and r.error.kind, "not_found", "attach_command of an unknown 
 r = s:request("down", "down", { slugs = { slug } })
 T.is(r and r.result and r.result.down and r.result.down[1] and r.result.down[1].slug, slug, "down: result")
 T.ok(not fs.exists(state .. "/cork/" .. slug), "down: the bottle's state is gone")
+local gone = s:find(function(m) return m.id == "w" and m.event == "bottle_gone" end)
+T.is(gone and gone.slug, slug, "ls watch: bottle_gone after down")
+r = s:request("wc", "cancel", { id = "w" })
+fin = s:until_(function(m) return m.id == "w" and m.event == "finished" end)
+T.ok(fin and fin.cancelled and fin.exit_code == 0, "ls watch: ended by cancel (exit 0)")
 r = s:request("ls2", "ls")
 T.same(r and r.result, { bottles = {} }, "ls: none left (an empty list)")
 T.like(s.raw[#s.raw], '"bottles":%[%]', "ls: an empty list is [] on the wire")
@@ -165,6 +188,15 @@ r = s:request("bye", "shutdown")
 T.same(r and r.result, { cancelled = {}, left_running = {}, ended = {} }, "shutdown: answered")
 T.is(s:exit_status(), 0, "shutdown: exit 0")
 T.is(#bad, 0, "every line parsed and matched the schema", table.concat(bad, "\n"))
+
+-- ---- shutdown ends a watch: it never outlives the session -----------------
+s = start()
+r = s:request("w", "ls", { watch = true })
+local wpid = r and r.result and r.result.pid
+r = s:request("bye", "shutdown")
+T.same(r and r.result, { cancelled = { "w" }, left_running = {}, ended = {} }, "shutdown: the watch is cancelled")
+T.is(s:exit_status(), 0, "shutdown with a watch: exit 0")
+T.ok(wpid and not cork.core.pid_alive(wpid), "shutdown: no ls --watch left running")
 
 -- ---- EOF without --end-on-exit: the launch carries on ----------------------
 local m2 = fx.dir .. "/marker2"

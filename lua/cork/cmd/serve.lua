@@ -29,7 +29,7 @@ usage: ]] .. USAGE .. [[
 
 A control channel for editors: requests on stdin, responses and events on
 stdout, one JSON object per line (see docs/embedding.md). Methods: recipes,
-plan, run, ls, down, attach_command, cancel, shutdown.
+manifests, plan, run, ls (watch), down, attach_command, cancel, shutdown.
 
   --stdio         speak the protocol on stdin/stdout (the only transport)
   --end-on-exit   at EOF (or SIGINT/SIGTERM), end what this session started:
@@ -96,13 +96,41 @@ methods.plan = {
   result = function(items) return { plan = items[1] and items[1].plan or json.null } end,
 }
 
+-- `ls` with watch = true streams instead: `cork ls --watch`, whose `bottle`
+-- (new or changed) and `bottle_gone` events are relayed until `cancel`; a
+-- watch never outlives the session (shutdown and EOF cancel it).
+local ls_watch = {
+  argv = function(p)
+    local a = { "ls", "--watch" }
+    if p.interval then a[#a + 1] = "--interval"; a[#a + 1] = tostring(p.interval) end
+    return a
+  end,
+  streams = true,
+  session = true,
+}
+
 methods.ls = {
-  params = {},
+  params = { watch = "boolean", interval = "number" },
+  check = function(p)
+    if p.interval ~= nil and not p.watch then return "interval needs watch = true" end
+  end,
+  variant = function(p) if p.watch then return ls_watch end end,
   argv = function() return { "ls" } end,
   collect = "bottle",
   result = function(items)
     for _, b in ipairs(items) do b.containers = array(b.containers) end
     return { bottles = array(items) }
+  end,
+}
+
+-- The bottle and agent names cork can find (what `--bottle` and `--agent`
+-- accept), read in the server itself: editors complete them.
+methods.manifests = {
+  params = {},
+  local_ = true,
+  run = function()
+    local manifest = require "cork.manifest"
+    return { bottles = array(manifest.list("bottle")), agents = array(manifest.list("agent")) }
   end,
 }
 
@@ -377,7 +405,10 @@ function Server:handle(line)
     return self:respond(id, { cancelled = true })
   elseif req.method == "shutdown" then
     return self:shutdown(id, params["end"] == true)
+  elseif spec.run then
+    return self:respond(id, spec.run(params))
   end
+  if spec.variant then spec = spec.variant(params) or spec end
   self:start(id, req.method, spec, params)
 end
 
@@ -431,7 +462,7 @@ function Server:shutdown(id, end_all)
   self.done = true
   self.stdin = nil
   for _, job in ipairs({ table.unpack(self.jobs) }) do
-    if sd.end_all then
+    if sd.end_all or job.spec.session then
       if self:cancel_job(job) then sd.cancelled[#sd.cancelled + 1] = job.id end
     elseif job.spec.streams then
       -- a launch in progress carries on without us
