@@ -150,7 +150,8 @@ local function exec(argv, o)
 end
 exec({ "sh", "-c", 'mkdir -p "$1" && chown -R "$0" "$1"', user, home })
 local guest = { plan = p, provider = p.provider, env = env, backend = "docker", slug = p.slug,
-  exec = function(_, argv, o) return exec(argv, o) end, write = launch.write_via_exec(exec) }
+  exec = function(_, argv, o) return exec(argv, o) end, write = launch.write_via_exec(exec),
+  dry_run = opts.dry_run }
 -- what the isolation step (the last provisioning step) tries from inside the
 -- agent: a canary on the host's 127.0.0.1 and on the host's side of both
 -- networks (the seal prohibits the internal one's; the other is no network

@@ -66,7 +66,8 @@ bottle.step("alias", "reserving the bottle's address")
 local ip = alias.reserve({ docker = docker, slug = p.slug })
 j:add("alias", ip)
 s:defer(bottle.remove.alias, ip, p.slug, j)
-alias.up(ip, p.slug)
+if opts.dry_run then log.info(("would add %s to %s behind its guard"):format(ip, alias.IFACE))
+else alias.up(ip, p.slug) end
 j:meta({ alias = ip })
 log.info(("alias %s"):format(ip), { alias = ip })
 
@@ -122,7 +123,8 @@ local function exec(argv, o)
   return smol:exec(p.names.vm, argv, { user = o.user, env = o.env, stdin = o.stdin, check = o.check ~= false })
 end
 local guest = { plan = p, provider = p.provider, env = env, backend = "smolmachines", slug = p.slug,
-  exec = function(_, argv, o) return exec(argv, o) end, write = launch.write_via_exec(exec) }
+  exec = function(_, argv, o) return exec(argv, o) end, write = launch.write_via_exec(exec),
+  dry_run = opts.dry_run }
 -- what the isolation step (the last provisioning step) tries from inside the
 -- VM: a canary on the host's 127.0.0.1, reached directly and through the
 -- gateway smolvm relays to it, one on another host address (the bundle

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "modules.h"
 #include "runtime.h"
 
 #define CANARY_MT "cork.canary.Canary"
@@ -234,7 +235,6 @@ static const luaL_Reg canary_meta[] = {
 	{NULL, NULL}
 };
 
-int luaopen_cork_canary(lua_State *L);
 int luaopen_cork_canary(lua_State *L)
 {
 	luaL_newmetatable(L, CANARY_MT);

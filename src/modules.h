@@ -19,4 +19,5 @@ int luaopen_cork_log(lua_State *L);
 int luaopen_cork_net(lua_State *L);
 int luaopen_cork_ca(lua_State *L);
 int luaopen_cork_docker(lua_State *L);
+int luaopen_cork_canary(lua_State *L);
 #endif

@@ -110,6 +110,10 @@ function M.reserve(o)
   local lk <close> = fs.lock(journal.root() .. "/aliases.lock", { timeout = 60 })
   local used = M.in_use(o.docker)
   for ip, slug in pairs(reservations()) do used[ip] = used[ip] or slug end
+  -- an address already on lo is someone else's (another user's cork, another
+  -- engine): never share it
+  local okl, onlo = pcall(require("cork.net").addresses, M.IFACE)
+  for _, ip in ipairs(okl and onlo or {}) do used[ip] = used[ip] or true end
   for n = first, last do
     local ip = n2ip(n)
     if not used[ip] then
@@ -190,16 +194,28 @@ function M.unguard(ip, slug)
 end
 
 -- up(ip, slug): the guard, then the address on lo (macOS: lo0, no guard)
+-- (the reservation file says "up" from just before the address is added, so
+-- that down() removes an address from lo only when this bottle added it)
 function M.up(ip, slug)
   M.guard(ip, slug)
-  require("cork.net").alias_add(M.IFACE, ip)
+  local path = res_dir() .. "/" .. ip
+  fs.write(path, slug .. "\nup\n", { mode = 384 })
+  if not require("cork.net").alias_add(M.IFACE, ip) then
+    fs.write(path, slug .. "\n", { mode = 384 })
+    cork.error("exists", ("address %s is already on %s: another process took it between reserving and adding "
+      .. "it; launch again"):format(ip, M.IFACE), { alias = ip })
+  end
 end
 
 -- down(ip, slug): the address off lo, then its guard (idempotent)
 function M.down(ip, slug)
-  local ok, err = pcall(require("cork.net").alias_remove, M.IFACE, ip)
-  if not ok and not cork.is_error(err, "not_assigned") and not cork.is_error(err, "not_found") then
-    error(err, 0)
+  local path = res_dir() .. "/" .. ip
+  local mine = fs.exists(path) and fs.read(path) == slug .. "\nup\n"
+  if mine then
+    local ok, err = pcall(require("cork.net").alias_remove, M.IFACE, ip)
+    if not ok and not cork.is_error(err, "not_assigned") and not cork.is_error(err, "not_found") then
+      error(err, 0)
+    end
   end
   M.unguard(ip, slug)
 end

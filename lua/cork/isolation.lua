@@ -17,6 +17,8 @@
 --   canary = { "127.0.0.1", other... }   host addresses the canary listens on
 --   probes = { { host =, what =, port = (nil: the canary's) }, ... }
 --   timeout = seconds each attempt may take (default 3)
+--   hop_wait = seconds to keep trying the first hop (default 20: the
+--              bundle's daemons may still be starting)
 -- Cost: one exec in the agent; the attempts run in parallel, so a refused
 -- attempt costs a round trip and a silently dropped one the timeout.
 local cork = require "cork"
@@ -25,11 +27,12 @@ local log = require "cork.log"
 local M = {}
 
 -- The guest's side: one POSIX sh script, whatever tools the agent image has
--- (bash's /dev/tcp, curl, nc, busybox wget). Argument pairs HOST PORT; the
--- first is the first hop. Prints "N BYTES" per target: what came back (0:
--- nothing answered). Exit 3 when no tool can open a connection.
+-- (bash's /dev/tcp, curl, nc). Arguments: the timeout of one attempt, how
+-- long to keep trying the first hop, then pairs HOST PORT, the first hop
+-- first. Prints "N BYTES" per target: what came back (0: nothing answered).
+-- Exit 3 when no tool can open a connection.
 M.SCRIPT = [[
-t=$0
+t=$0 w=$1; shift
 try() {
   if command -v bash >/dev/null 2>&1; then
     timeout "$t" bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 1; printf "GET / HTTP/1.0\r\n\r\n" >&3; head -c 64 <&3' "$1" "$2" 2>/dev/null
@@ -43,7 +46,16 @@ try() {
 }
 command -v bash >/dev/null 2>&1 || command -v curl >/dev/null 2>&1 || command -v nc >/dev/null 2>&1 || {
   echo "none of bash, curl, nc" >&2; exit 3; }
-i=0
+# the first hop: again every half second until it answers or $w seconds pass
+# (a bundle's daemons may still be starting)
+( end=$(( $(date +%s) + w )); n=0
+  while :; do
+    n=$(try "$1" "$2" | wc -c)
+    [ "$n" -gt 0 ] || [ "$(date +%s)" -ge "$end" ] && break
+    sleep 0.5
+  done; echo "0 $n" ) &
+shift 2
+i=1
 while [ $# -ge 2 ]; do
   ( n=$(try "$1" "$2" | wc -c); echo "$i $n" ) &
   i=$((i + 1)); shift 2
@@ -81,11 +93,12 @@ function M.run(ctx)
   end
   if not canary then cork.error("io", "isolation check: cannot start a canary on any host address") end
   local port = canary:port()
+  local canary_addrs = canary:addrs()
   local targets = { { host = hop_host, port = hop_port, what = "the first hop " .. url } }
   for _, pr in ipairs(o.probes or { { host = "127.0.0.1", what = "the host's 127.0.0.1" } }) do
     targets[#targets + 1] = { host = pr.host, port = pr.port or port, what = pr.what or pr.host }
   end
-  local argv = { "sh", "-c", M.SCRIPT, tostring(timeout) }
+  local argv = { "sh", "-c", M.SCRIPT, tostring(timeout), tostring(o.hop_wait or 20) }
   for _, tg in ipairs(targets) do argv[#argv + 1] = tg.host; argv[#argv + 1] = tostring(tg.port) end
   local r = ctx:exec(argv, { user = ctx.provider and ctx.provider.user, check = false })
   local hits, by = canary:hits()
@@ -117,7 +130,9 @@ function M.run(ctx)
       :format(table.concat(report.reached, "; ")), { reached = report.reached })
   end
   log.info(("isolation check passed in %.2f s (first hop answers; %d targets unreachable)")
-    :format(report.elapsed, #targets - 1), { isolation_check = report.elapsed })
+    :format(report.elapsed, #targets - 1))
+  log.event("isolation_check", { elapsed = report.elapsed, hop = url, unreachable = #targets - 1,
+    canary = canary_addrs })
   return report
 end
 

@@ -176,6 +176,7 @@ end
 -- that its first hop answers and that nothing it must not reach is
 -- reachable (cork.isolation; kinds "unreachable" / "isolation").
 local function step_isolation(ctx)
+  if ctx.dry_run then log.info("would check the agent's isolation"); return end
   require("cork.isolation").run(ctx)
 end
 
