@@ -28,7 +28,7 @@ local journal = require "cork.journal"
 local M = {}
 
 M.POOL = "198.18.0.0/15"
-M.IFACE = fs.exists("/proc/sys/net") and "lo" or "lo0"
+M.IFACE = require("cork.net").default_iface
 
 local function ip2n(ip)
   local a, b, c, d = ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
