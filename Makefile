@@ -14,10 +14,13 @@ BUILD    ?= build
 CC       ?= cc
 Q        := $(if $(V),,@)
 
-# Binding modules: src/NAME.c exports luaopen_cork_NAME, preloaded as "cork.NAME".
-MODULES  := core scope proc fs yaml log net ca docker canary
+# Binding modules: src/NAME.c exports luaopen_cork_NAME, preloaded as "cork.NAME";
+# a private C module under a Lua one, cork._NAME, is src/NAME.c too
+# (cork._docker under lua/cork/docker.lua).
+MODULES  := core scope proc fs yaml log net ca _docker canary
+MODULE_SRC := $(patsubst _%,%,$(MODULES))
 # Modules made of several files: the extra objects of each.
-MODULE_EXTRA := docker_transport docker_json docker_api docker_exec docker_events
+MODULE_EXTRA := docker_transport docker_json docker_image docker_exec docker_events
 
 # pkg-config name -> Debian package, checked before anything is compiled.
 PKGS     := lua5.4:liblua5.4-dev lua5.4-cjson:lua-cjson-dev yaml-0.1:libyaml-dev \
@@ -34,7 +37,7 @@ LIBS        = $(shell pkg-config --libs $(PKG_NAMES) 2>/dev/null) -lm -lpthread
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 
 RUNTIME_SRC := runtime error auxlib
-LIB_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(RUNTIME_SRC) $(MODULES) $(MODULE_EXTRA))) \
+LIB_OBJS := $(addprefix $(BUILD)/,$(addsuffix .o,$(RUNTIME_SRC) $(MODULE_SRC) $(MODULE_EXTRA))) \
             $(BUILD)/embedded.o $(BUILD)/modules.o
 MAIN_OBJ := $(BUILD)/main.o
 EMBED_FILES := $(shell find lua recipes -type f ! -name '*~' ! -name '.*' 2>/dev/null | LC_ALL=C sort)

@@ -1,6 +1,7 @@
 /*
- * docker.c: require "cork.docker", the Docker Engine API over a unix socket
- * or tcp:// (+TLS), with libcurl.
+ * docker.c: require "cork._docker", the C client under lua/cork/docker.lua
+ * (require "cork.docker"): the Docker Engine API over a unix socket or
+ * tcp:// (+TLS), with libcurl.
  *
  *   local docker = require "cork.docker"
  *   local d <close> = docker.connect()          -- DOCKER_HOST, negotiates the API
@@ -16,9 +17,11 @@
  *
  * Request and response bodies are Lua tables in Docker's own shapes for raw
  * answers (inspect, lists, version, info) and small snake_case tables where
- * cork builds the request (create, exec, wait, logs, ...); docs/api.md has
- * every function, option and error kind.
+ * cork builds the request (exec, logs here; create, wait, ... in
+ * lua/cork/docker.lua on request()); docs/api.md has every function, option
+ * and error kind.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,7 +110,7 @@ static int docker_info(lua_State *L)
 /* ---- raw requests --------------------------------------------------------- */
 
 static const char *const request_opts[] = {"query", "body", "timeout", "content_type", "output",
-                                           "progress", "headers", NULL};
+                                           "progress", "headers", "redact", NULL};
 
 /* c->hdr_extra = base + the `headers` table at index hi ({Name = "value"}).
  * Names are tokens, values one line; values are never echoed (a registry
@@ -147,104 +150,44 @@ static struct curl_slist *extra_headers(lua_State *L, client *c, int hi, struct 
 	return c->hdr_extra;
 }
 
-/* d:request(method, path[, {query, body, timeout, content_type, output, progress}])
- * -> {status=, body=} or, with output, {status=, bytes=, path=} */
-static int docker_request(lua_State *L)
+/* path + the request's `query` table at qi (0 = none) as "?k=v&..."; pushes
+ * the full path. Values: strings, numbers, booleans (1/0), tables (JSON). */
+static const char *push_query_path(lua_State *L, const char *path, int qi)
 {
-	client *c = dk_check_client(L, 1);
-	const char *method = luaL_checkstring(L, 2);
-	const char *path = luaL_checkstring(L, 3);
-	luaL_argcheck(L, path[0] == '/', 3, "path must start with '/'");
-	for (const char *m = method; *m; m++)
-		luaL_argcheck(L, *m >= 'A' && *m <= 'Z', 2, "method must be upper-case letters");
-	int oi = lua_isnoneornil(L, 4) ? 0 : 4;
-	if (oi)
-		cork_check_options(L, oi, request_opts);
-	double t = cork_opt_number(L, oi, "timeout", 0);
-	const char *ctype = cork_opt_string(L, oi, "content_type", NULL);
-	const char *output = cork_opt_string(L, oi, "output", NULL);
-	lua_settop(L, 4);
-	/* the progress function sits at a fixed index: perform_io calls it */
-	if (oi)
-		lua_getfield(L, oi, "progress");
-	else
-		lua_pushnil(L);
-	if (!lua_isnil(L, 5) && !lua_isfunction(L, 5))
-		return luaL_error(L, "option 'progress' must be a function");
-	if (!lua_isnil(L, 5) && !output)
-		return luaL_error(L, "option 'progress' needs 'output'");
-	int pi = lua_isnil(L, 5) ? 0 : 5;
-	/* query: {k = "v" | number | boolean | table (JSON, e.g. filters)} */
-	if (oi)
-		lua_getfield(L, oi, "query");
-	else
-		lua_pushnil(L);
-	int qi = 6;
-	if (!lua_isnil(L, qi))
-		luaL_argcheck(L, lua_istable(L, qi), 4, "'query' must be a table");
-	lua_newtable(L); /* encoded values, kept alive */
-	int vi = 7;
-	if (!lua_isnil(L, qi)) {
-		lua_pushnil(L);
-		while (lua_next(L, qi)) {
-			if (lua_type(L, -2) != LUA_TSTRING)
-				luaL_error(L, "query keys must be strings");
-			int t2 = lua_type(L, -1);
-			if (t2 == LUA_TTABLE)
-				dk_json_encode(L, -1);
-			else if (t2 == LUA_TBOOLEAN)
-				lua_pushstring(L, lua_toboolean(L, -1) ? "1" : "0");
-			else if (t2 == LUA_TSTRING || t2 == LUA_TNUMBER)
-				lua_pushstring(L, lua_tostring(L, -1));
-			else
-				luaL_error(L, "query value '%s' has a bad type (%s)", lua_tostring(L, -2),
-				           lua_typename(L, t2));
-			lua_pushvalue(L, -3);
-			lua_insert(L, -2);
-			lua_rawset(L, vi);
-			lua_pop(L, 1);
-		}
+	if (!qi) {
+		lua_pushstring(L, path);
+		return lua_tostring(L, -1);
 	}
-	/* body: a table (JSON) or a string (raw) */
-	const char *body = NULL;
-	size_t blen = 0;
-	if (oi)
-		lua_getfield(L, oi, "body");
-	else
-		lua_pushnil(L);
-	if (lua_istable(L, -1)) {
-		dk_json_encode(L, -1);
-		lua_replace(L, -2);
-	} else if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) {
-		luaL_error(L, "option 'body' must be a table or a string");
-	}
-	int bi = lua_gettop(L);
-	if (!lua_isnil(L, bi))
-		body = lua_tolstring(L, bi, &blen);
-	struct curl_slist *hdrs = body ? c->hdr_json : NULL;
-	if (ctype && strcmp(ctype, "application/x-tar") == 0)
-		hdrs = c->hdr_tar;
-	else if (ctype && strcmp(ctype, "application/json") != 0)
-		return luaL_error(L, "content_type must be application/json or application/x-tar");
-	if (oi) {
-		lua_getfield(L, oi, "headers");
-		if (!lua_isnil(L, -1)) {
-			luaL_argcheck(L, lua_istable(L, -1), 4, "'headers' must be a table");
-			hdrs = extra_headers(L, c, lua_gettop(L), hdrs);
-		}
+	luaL_argcheck(L, lua_istable(L, qi), 4, "'query' must be a table");
+	/* encoded values in a table, and the keys in a list: a luaL_Buffer
+	 * cannot share the stack with lua_next */
+	lua_newtable(L);
+	int vi = lua_gettop(L);
+	lua_newtable(L);
+	int ki = vi + 1;
+	lua_Integer nk = 0;
+	lua_pushnil(L);
+	while (lua_next(L, qi)) {
+		if (lua_type(L, -2) != LUA_TSTRING)
+			luaL_error(L, "query keys must be strings");
+		int t2 = lua_type(L, -1);
+		if (t2 == LUA_TTABLE)
+			dk_json_encode(L, -1);
+		else if (t2 == LUA_TBOOLEAN)
+			lua_pushstring(L, lua_toboolean(L, -1) ? "1" : "0");
+		else if (t2 == LUA_TSTRING || t2 == LUA_TNUMBER)
+			lua_pushstring(L, lua_tostring(L, -1));
+		else
+			luaL_error(L, "query value '%s' has a bad type (%s)", lua_tostring(L, -2),
+			           lua_typename(L, t2));
+		lua_pushvalue(L, -3);
+		lua_rawseti(L, ki, ++nk);
+		lua_pushvalue(L, -3);
+		lua_insert(L, -2);
+		lua_rawset(L, vi);
 		lua_pop(L, 1);
 	}
 	int first = strchr(path, '?') == NULL;
-	/* the keys in a list first: a luaL_Buffer cannot share the stack with lua_next */
-	lua_newtable(L);
-	int ki = bi + 1;
-	lua_Integer nk = 0;
-	lua_pushnil(L);
-	while (lua_next(L, vi)) {
-		lua_pop(L, 1);
-		lua_pushvalue(L, -1);
-		lua_rawseti(L, ki, ++nk);
-	}
 	luaL_Buffer b;
 	luaL_buffinit(L, &b);
 	luaL_addstring(&b, path);
@@ -263,23 +206,40 @@ static int docker_request(lua_State *L)
 		dk_add_escaped(&b, v, strlen(v));
 	}
 	luaL_pushresult(&b);
-	const char *full = lua_tostring(L, -1);
-	long tm = t > 0 ? (long)(t * 1000) : c->timeout_ms;
-	struct sink sk = {.path = output, .fd = -1, .progress = pi};
-	long status = dk_perform_io(L, c, method, full, body, blen, hdrs, tm, NULL, 0,
-	                         output ? &sk : NULL);
-	if (!dk_status_kind_ok(status) && status != 304) {
-		if (output && sk.regular)
-			unlink(output); /* the error went to c->resp; the file is empty */
-		dk_raise_status(L, c, status, method, full, 0);
+	lua_replace(L, vi);
+	lua_settop(L, vi);
+	return lua_tostring(L, -1);
+}
+
+/* The request's `body` option: a table (encoded as JSON) or a string.
+ * Pushes the text (or nil) and returns it. */
+static const char *push_body(lua_State *L, int oi, size_t *blen)
+{
+	*blen = 0;
+	if (oi)
+		lua_getfield(L, oi, "body");
+	else
+		lua_pushnil(L);
+	if (lua_istable(L, -1)) {
+		dk_json_encode(L, -1);
+		lua_replace(L, -2);
+	} else if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) {
+		luaL_error(L, "option 'body' must be a table or a string");
 	}
+	return lua_isnil(L, -1) ? NULL : lua_tolstring(L, -1, blen);
+}
+
+/* The answer of a request: {status=, body=} or, with output, {status=,
+ * bytes=, path=}. */
+static void push_answer(lua_State *L, client *c, long status, struct sink *out)
+{
 	lua_createtable(L, 0, 3);
 	lua_pushinteger(L, status);
 	lua_setfield(L, -2, "status");
-	if (output) {
-		lua_pushinteger(L, (lua_Integer)sk.bytes);
+	if (out) {
+		lua_pushinteger(L, (lua_Integer)out->bytes);
 		lua_setfield(L, -2, "bytes");
-		lua_pushstring(L, output);
+		lua_pushstring(L, out->path);
 		lua_setfield(L, -2, "path");
 	} else if (c->resp.n) {
 		if (!dk_json_decode(L, c->resp.p, c->resp.n)) {
@@ -288,6 +248,94 @@ static int docker_request(lua_State *L)
 		}
 		lua_setfield(L, -2, "body");
 	}
+}
+
+/* d:request(method, path[, {query, body, timeout, content_type, output,
+ * progress, headers, redact}]) -> {status=, body=} or, with output,
+ * {status=, bytes=, path=} */
+static int docker_request(lua_State *L)
+{
+	client *c = dk_check_client(L, 1);
+	const char *method = luaL_checkstring(L, 2);
+	const char *path = luaL_checkstring(L, 3);
+	luaL_argcheck(L, path[0] == '/', 3, "path must start with '/'");
+	for (const char *m = method; *m; m++)
+		luaL_argcheck(L, *m >= 'A' && *m <= 'Z', 2, "method must be upper-case letters");
+	int oi = lua_isnoneornil(L, 4) ? 0 : 4;
+	if (oi)
+		cork_check_options(L, oi, request_opts);
+	double t = cork_opt_number(L, oi, "timeout", 0);
+	const char *ctype = cork_opt_string(L, oi, "content_type", NULL);
+	const char *output = cork_opt_string(L, oi, "output", NULL);
+	lua_settop(L, 4);
+	/* fixed indices: 5 progress (perform_io calls it), 6 query, 7 redact */
+	if (oi) {
+		lua_getfield(L, oi, "progress");
+		lua_getfield(L, oi, "query");
+		lua_getfield(L, oi, "redact");
+	} else {
+		lua_settop(L, 7);
+	}
+	if (!lua_isnil(L, 5) && !lua_isfunction(L, 5))
+		return luaL_error(L, "option 'progress' must be a function");
+	if (!lua_isnil(L, 5) && !output)
+		return luaL_error(L, "option 'progress' needs 'output'");
+	if (!lua_isnil(L, 7))
+		luaL_argcheck(L, lua_istable(L, 7), 4, "'redact' must be a list of strings");
+	int pi = lua_isnil(L, 5) ? 0 : 5, sec = lua_isnil(L, 7) ? 0 : 7;
+	const char *full = push_query_path(L, path, lua_isnil(L, 6) ? 0 : 6);
+	size_t blen;
+	const char *body = push_body(L, oi, &blen);
+	struct curl_slist *hdrs = body ? c->hdr_json : NULL;
+	if (ctype && strcmp(ctype, "application/x-tar") == 0)
+		hdrs = c->hdr_tar;
+	else if (ctype && strcmp(ctype, "application/json") != 0)
+		return luaL_error(L, "content_type must be application/json or application/x-tar");
+	if (oi) {
+		lua_getfield(L, oi, "headers");
+		if (!lua_isnil(L, -1)) {
+			luaL_argcheck(L, lua_istable(L, -1), 4, "'headers' must be a table");
+			hdrs = extra_headers(L, c, lua_gettop(L), hdrs);
+		}
+		lua_pop(L, 1);
+	}
+	/* timeout: seconds; math.huge = no limit (waits as long as a container) */
+	long tm = t == HUGE_VAL ? 0 : t > 0 ? (long)(t * 1000) : c->timeout_ms;
+	struct sink sk = {.path = output, .fd = -1, .progress = pi};
+	long status = dk_perform_io(L, c, method, full, body, blen, hdrs, tm, NULL, 0,
+	                            output ? &sk : NULL);
+	if (!dk_status_kind_ok(status) && status != 304) {
+		if (output && sk.regular)
+			unlink(output); /* the error went to c->resp; the file is empty */
+		dk_raise_status(L, c, status, method, full, sec);
+	}
+	push_answer(L, c, status, output ? &sk : NULL);
+	return 1;
+}
+
+/* docker.array(t) -> t, marked as a JSON array (so that an empty table is
+ * sent as [] rather than {}) */
+static int docker_array(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	dk_mark_array(L);
+	return 1;
+}
+
+/* docker._encode(v) -> the JSON text a request body would carry (tests) */
+static int docker_encode(lua_State *L)
+{
+	luaL_checkany(L, 1);
+	dk_json_encode(L, 1);
+	return 1;
+}
+
+/* docker._timeout(d) -> the client's call timeout in seconds */
+static int docker_timeout(lua_State *L)
+{
+	client *c = dk_check_client(L, 1);
+	lua_pushnumber(L, c->timeout_ms / 1000.0);
 	return 1;
 }
 
@@ -297,6 +345,9 @@ static const luaL_Reg docker_functions[] = {
 	{"connect", docker_connect},
 	{"_negotiate", docker_negotiate},
 	{"_filters", docker_filters},
+	{"_encode", docker_encode},
+	{"_timeout", docker_timeout},
+	{"array", docker_array},
 	{NULL, NULL}
 };
 
@@ -328,13 +379,13 @@ static void curl_init_once(void)
 }
 
 
-int luaopen_cork_docker(lua_State *L)
+int luaopen_cork__docker(lua_State *L)
 {
 	/* libcurl's one process-wide init, once, even when runtimes on several
 	 * threads load cork.docker at the same moment. */
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_rc != CURLE_OK)
-		return luaL_error(L, "cork.docker: libcurl failed to initialise");
+		return luaL_error(L, "cork._docker: libcurl failed to initialise");
 	luaL_newmetatable(L, ARRAY_MT);
 	lua_pop(L, 1);
 	/* JSON answers: the runtime's lua-cjson */
@@ -349,14 +400,18 @@ int luaopen_cork_docker(lua_State *L)
 	luaL_setfuncs(L, client_metamethods, 0);
 	lua_newtable(L);
 	luaL_setfuncs(L, client_methods, 0);
-	luaL_setfuncs(L, dk_api_methods, 0);
+	luaL_setfuncs(L, dk_image_methods, 0);
 	luaL_setfuncs(L, dk_exec_methods, 0);
 	luaL_setfuncs(L, dk_events_methods, 0);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "__index");
+	lua_insert(L, -2);
+	lua_pop(L, 1);                       /* the methods stay, for _Client */
 	dk_events_open(L);
 
 	luaL_newlib(L, docker_functions);
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "_Client");      /* lua/cork/docker.lua adds methods */
 	lua_pushstring(L, API_MIN_STR);
 	lua_setfield(L, -2, "API_MIN");
 	lua_pushstring(L, API_MAX_STR);

@@ -1,7 +1,8 @@
 /*
- * docker_json.c: cork.docker's request bodies. JSON encoding with the
- * array marker that empty lists need, the option readers of the body
- * builders, event/list filters, and the {id=, warnings=} of create calls.
+ * docker_json.c: cork.docker's JSON: request encoding with the array marker
+ * that empty lists need, the option lists of exec (argv, env), references,
+ * and event/list filters. Most request bodies are built in
+ * lua/cork/docker.lua and encoded here.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -262,39 +263,6 @@ int dk_push_strlist(lua_State *L, int o, const char *k)
 	return 1;
 }
 
-/* Push option k (a map of string -> string) as a new table, or nothing. */
-int dk_push_strmap(lua_State *L, int o, const char *k)
-{
-	lua_getfield(L, o, k);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return 0;
-	}
-	if (!lua_istable(L, -1))
-		luaL_error(L, "option '%s' must be a table of strings (got %s)", k, luaL_typename(L, -1));
-	int src = lua_gettop(L);
-	lua_newtable(L);
-	lua_pushnil(L);
-	while (lua_next(L, src)) {
-		if (lua_type(L, -2) != LUA_TSTRING)
-			luaL_error(L, "option '%s' keys must be strings", k);
-		int t = lua_type(L, -1);
-		if (t == LUA_TBOOLEAN) {
-			lua_pushstring(L, lua_toboolean(L, -1) ? "true" : "false");
-			lua_replace(L, -2);
-		} else if (t != LUA_TSTRING && t != LUA_TNUMBER) {
-			luaL_error(L, "option '%s'.%s must be a string (got %s)", k, lua_tostring(L, -2),
-			           lua_typename(L, t));
-		}
-		lua_tostring(L, -1);
-		lua_pushvalue(L, -2);
-		lua_insert(L, -2);
-		lua_rawset(L, -4);
-	}
-	lua_remove(L, src);
-	return 1;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -415,27 +383,4 @@ int docker_filters(lua_State *L)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	dk_push_filters(L, 1);
 	return 1;
-}
-
-/* {Id=, Warning(s)=} -> {id=, warnings={...}} */
-void dk_push_created(lua_State *L, int ans)
-{
-	lua_createtable(L, 0, 2);
-	if (lua_istable(L, ans)) {
-		lua_getfield(L, ans, "Id");
-		lua_setfield(L, -2, "id");
-		lua_newtable(L);
-		lua_getfield(L, ans, "Warnings");
-		if (lua_istable(L, -1)) {
-			lua_replace(L, -2);
-		} else {
-			lua_pop(L, 1);
-			lua_getfield(L, ans, "Warning");
-			if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > 0)
-				lua_rawseti(L, -2, 1);
-			else
-				lua_pop(L, 1);
-		}
-		lua_setfield(L, -2, "warnings");
-	}
 }

@@ -2,19 +2,22 @@
  * docker_priv.h: what the files of cork.docker share (private; no other
  * module includes it).
  *
- *   docker.c            the module: luaopen, its tables, the client's own
- *                       methods (close, ping, version, info, request)
+ *   docker.c            the module (cork._docker): luaopen, its tables, the
+ *                       client's own methods (close, ping, version, info,
+ *                       request)
  *   docker_transport.c  buffers, perform (curl multi loop), errors, API
  *                       version negotiation, connect
- *   docker_json.c       request bodies: JSON encoding with the array marker,
- *                       option readers, filters
- *   docker_api.c        networks, containers, images
+ *   docker_json.c       JSON encoding with the array marker, exec's option
+ *                       lists, filters
+ *   docker_image.c      image import (a tar streamed from a file)
  *   docker_exec.c       exec over the hijacked connection, logs (demux)
  *   docker_events.c     the event stream (its own userdata type)
  *
  * Names shared between these files start with dk_; each file that binds
  * client methods exports its luaL_Reg table, and docker.c merges them into
- * the client's __index.
+ * the client's __index (module field _Client), where lua/cork/docker.lua
+ * (require "cork.docker") adds the networks, containers and images calls
+ * it builds on request().
  */
 #ifndef CORK_DOCKER_PRIV_H
 #define CORK_DOCKER_PRIV_H
@@ -184,7 +187,6 @@ long dk_call(lua_State *L, client *c, const char *method, const char *path, int 
              long timeout_ms, int sec);
 const char *dk_push_path(lua_State *L, const char *fmt_path, const char *const *kv, int nkv);
 const char *dk_push_refpath(lua_State *L, const char *prefix, const char *ref, const char *rest);
-int dk_api_at_least(client *c, int minor);
 int docker_connect(lua_State *L);
 int docker_negotiate(lua_State *L);
 
@@ -196,15 +198,13 @@ int dk_json_decode(lua_State *L, const char *s, size_t n);
 void dk_add_escaped(luaL_Buffer *b, const char *s, size_t n);
 const char *dk_check_ref(lua_State *L, int idx);
 int dk_push_strlist(lua_State *L, int o, const char *k);
-int dk_push_strmap(lua_State *L, int o, const char *k);
 int dk_push_env(lua_State *L, int o, const char *k, int sec);
 void dk_push_filters(lua_State *L, int idx);
-void dk_push_created(lua_State *L, int ans);
 int docker_filters(lua_State *L);
 
 /* ---- client methods bound by the other files -------------------------------- */
 
-extern const luaL_Reg dk_api_methods[];     /* docker_api.c */
+extern const luaL_Reg dk_image_methods[];   /* docker_image.c */
 extern const luaL_Reg dk_exec_methods[];    /* docker_exec.c */
 extern const luaL_Reg dk_events_methods[];  /* docker_events.c: events() */
 void dk_events_open(lua_State *L);          /* the cork.docker.Events metatable */

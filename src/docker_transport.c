@@ -375,21 +375,10 @@ int dk_raise_status(lua_State *L, client *c, long status, const char *method, co
 	return lua_error(L);
 }
 
-/* One request/answer on the client's keep-alive handle. path is the API
- * path without the version prefix (query included). body may be NULL;
- * when c->upload is set, the body is streamed from it (size upload_size).
- * Returns the HTTP status; the answer body is in c->resp. Transport failures
- * and interrupts raise; HTTP statuses do not. */
-long dk_perform_io(lua_State *L, client *c, const char *method, const char *path,
-                       const char *body, size_t blen, struct curl_slist *hdrs, long timeout_ms,
-                       FILE *upload, curl_off_t upload_size, struct sink *out)
+/* The URL of path: the base, then the negotiated /vX.Y prefix unless path
+ * already has one (or before negotiation). Pushes it. */
+static const char *push_url(lua_State *L, client *c, const char *path)
 {
-	CURL *e = c->easy;
-	cork_checkpoint(L);
-	luaL_checkstack(L, 8, NULL);
-	if (c->busy)
-		return cork_raise(L, "usage", "docker %s %s: this client is busy streaming an answer "
-		                  "(a progress function must not use it)", method, path);
 	luaL_Buffer ub;
 	luaL_buffinit(L, &ub);
 	luaL_addstring(&ub, c->base);
@@ -403,26 +392,35 @@ long dk_perform_io(lua_State *L, client *c, const char *method, const char *path
 		luaL_addstring(&ub, path); /* /_ping before negotiation */
 	}
 	luaL_pushresult(&ub);
-	const char *url = lua_tostring(L, -1);
-	if (out) {
-		/* 0600 whatever the umask; a symlink is refused, not followed */
-		out->fd = open(out->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (out->fd < 0) {
-			int en = errno;
-			cork_raise(L, cork_errno_kind(en), "docker %s %s: cannot write %s: %s",
-			           method, path, out->path, strerror(en));
-		}
-		struct stat st;
-		/* a regular file is ours: private, and removed if the transfer fails;
-		 * anything else (a fifo, /dev/null) is only written to */
-		out->regular = fstat(out->fd, &st) == 0 && S_ISREG(st.st_mode);
-		if (out->regular)
-			fchmod(out->fd, 0600);
-		out->err = 0;
-		out->bytes = 0;
-	}
+	return lua_tostring(L, -1);
+}
 
-	/* from here to curl_multi_remove_handle nothing may raise */
+/* Open request's `output` file (raises). */
+static void sink_open(lua_State *L, struct sink *out, const char *method, const char *path)
+{
+	/* 0600 whatever the umask; a symlink is refused, not followed */
+	out->fd = open(out->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out->fd < 0) {
+		int en = errno;
+		cork_raise(L, cork_errno_kind(en), "docker %s %s: cannot write %s: %s",
+		           method, path, out->path, strerror(en));
+	}
+	struct stat st;
+	/* a regular file is ours: private, and removed if the transfer fails;
+	 * anything else (a fifo, /dev/null) is only written to */
+	out->regular = fstat(out->fd, &st) == 0 && S_ISREG(st.st_mode);
+	if (out->regular)
+		fchmod(out->fd, 0600);
+	out->err = 0;
+	out->bytes = 0;
+}
+
+/* Every option of one request on the keep-alive handle (never raises). */
+static void easy_request(client *c, const char *method, const char *url, const char *body,
+                         size_t blen, struct curl_slist *hdrs, long timeout_ms, FILE *upload,
+                         curl_off_t upload_size, struct sink *out)
+{
+	CURL *e = c->easy;
 	curl_easy_reset(e);
 	dk_easy_base(c, e, c->errbuf, timeout_ms);
 	buf_reset(&c->resp);
@@ -456,51 +454,78 @@ long dk_perform_io(lua_State *L, client *c, const char *method, const char *path
 	}
 	if (hdrs)
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+}
 
-	CURLcode rc = CURLE_OK;
-	int interrupted = 0, cb_failed = 0;
+/* Drive the multi handle until the transfer ends, an interrupt (returns
+ * 1) or a failed progress function (returns 2, its error on the stack).
+ * *rc is the transfer's result. Never raises. */
+static int multi_run(lua_State *L, client *c, struct sink *out, CURLcode *rc)
+{
 	double last = mono_now();
-	curl_multi_add_handle(c->multi, e);
+	*rc = CURLE_OK;
 	for (;;) {
 		int running = 0;
 		CURLMcode mc = curl_multi_perform(c->multi, &running);
 		if (mc != CURLM_OK) {
-			rc = CURLE_FAILED_INIT;
+			*rc = CURLE_FAILED_INIT;
 			snprintf(c->errbuf, sizeof c->errbuf, "%s", curl_multi_strerror(mc));
-			break;
+			return 0;
 		}
 		if (!running) {
 			int q;
 			CURLMsg *m;
 			while ((m = curl_multi_info_read(c->multi, &q)))
-				if (m->msg == CURLMSG_DONE && m->easy_handle == e)
-					rc = m->data.result;
-			break;
+				if (m->msg == CURLMSG_DONE && m->easy_handle == c->easy)
+					*rc = m->data.result;
+			return 0;
 		}
-		if (cork_interrupt_pending(L)) {
-			interrupted = 1;
-			break;
-		}
+		if (cork_interrupt_pending(L))
+			return 1;
 		if (out && out->progress && out->bytes > 0 && mono_now() - last >= 1.0) {
 			/* the progress function runs protected: its error (or an
-			 * interrupt it meets) ends the transfer and is raised below */
+			 * interrupt it meets) ends the transfer and is raised by
+			 * the caller */
 			last = mono_now();
 			lua_pushvalue(L, out->progress);
 			lua_pushinteger(L, (lua_Integer)out->bytes);
 			c->busy = 1;
 			int pst = lua_pcall(L, 1, 0, 0);
 			c->busy = 0;
-			if (pst != LUA_OK) {
-				cb_failed = 1; /* the error value stays above the url */
-				break;
-			}
+			if (pst != LUA_OK)
+				return 2;
 		}
 		curl_multi_poll(c->multi, NULL, 0, POLL_MS, NULL);
 	}
+}
+
+/* One request/answer on the client's keep-alive handle. path is the API
+ * path without the version prefix (query included). body may be NULL;
+ * when upload is set, the body is streamed from it (size upload_size).
+ * Returns the HTTP status; the answer body is in c->resp. Transport failures
+ * and interrupts raise; HTTP statuses do not. */
+long dk_perform_io(lua_State *L, client *c, const char *method, const char *path,
+                   const char *body, size_t blen, struct curl_slist *hdrs, long timeout_ms,
+                   FILE *upload, curl_off_t upload_size, struct sink *out)
+{
+	cork_checkpoint(L);
+	luaL_checkstack(L, 8, NULL);
+	if (c->busy)
+		return cork_raise(L, "usage", "docker %s %s: this client is busy streaming an answer "
+		                  "(a progress function must not use it)", method, path);
+	const char *url = push_url(L, c, path);
+	if (out)
+		sink_open(L, out, method, path);
+
+	/* from here to curl_multi_remove_handle nothing may raise */
+	easy_request(c, method, url, body, blen, hdrs, timeout_ms, upload, upload_size, out);
+	CURLcode rc;
+	curl_multi_add_handle(c->multi, c->easy);
+	int stop = multi_run(L, c, out, &rc);
+	int interrupted = stop == 1, cb_failed = stop == 2;
 	long status = 0, oserr = 0;
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
-	curl_multi_remove_handle(c->multi, e);
+	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &oserr);
+	curl_multi_remove_handle(c->multi, c->easy);
 	int failed = interrupted || cb_failed || c->resp.oom || rc != CURLE_OK;
 	if (out) {
 		if (close(out->fd) != 0 && !out->err)
@@ -595,11 +620,6 @@ const char *dk_push_refpath(lua_State *L, const char *prefix, const char *ref, c
 	return lua_tostring(L, -1);
 }
 
-int dk_api_at_least(client *c, int minor)
-{
-	return dk_vercmp(c->api_major, c->api_minor, 1, minor) >= 0;
-}
-
 /* ---- connect, ping, version -------------------------------------------- */
 
 static char *xstrdup(const char *s)
@@ -640,6 +660,39 @@ static void client_negotiate(lua_State *L, client *c)
 	dk_parse_version(c->api, &c->api_major, &c->api_minor);
 }
 
+/* unix:///path, or tcp:// / http:// / https://host[:port] (the docker CLI's
+ * default ports: 2376 with TLS, 2375 without). Sets *sock or hostport, and
+ * *tls (tls_verify, else DOCKER_TLS_VERIFY, or https://). Raises. */
+static void parse_endpoint(lua_State *L, const char *endpoint, int oi, const char **sock, int *tls,
+                           char *hostport, size_t cap)
+{
+	if (strncmp(endpoint, "unix://", 7) == 0) {
+		*sock = endpoint + 7;
+		if (!**sock)
+			*sock = DEFAULT_SOCKET;
+	} else if (strncmp(endpoint, "tcp://", 6) == 0 || strncmp(endpoint, "https://", 8) == 0 ||
+	           strncmp(endpoint, "http://", 7) == 0) {
+		const char *hp = strstr(endpoint, "://") + 3;
+		size_t n = strcspn(hp, "/");
+		if (n == 0 || n >= cap - 8)
+			luaL_error(L, "bad Docker endpoint '%s'", endpoint);
+		int tv = cork_opt_boolean(L, oi, "tls_verify", -1);
+		if (tv == -1) {
+			const char *e = getenv("DOCKER_TLS_VERIFY");
+			tv = e && *e && strcmp(e, "0") != 0;
+		}
+		*tls = tv || strncmp(endpoint, "https://", 8) == 0;
+		memcpy(hostport, hp, n);
+		hostport[n] = '\0';
+		const char *colon = strrchr(hostport, ':');
+		const char *rb = strrchr(hostport, ']');
+		if (!colon || (rb && colon < rb))
+			strcat(hostport, *tls ? ":2376" : ":2375");
+	} else {
+		luaL_error(L, "unsupported Docker endpoint '%s' (want unix:// or tcp://)", endpoint);
+	}
+}
+
 /* docker.connect([endpoint][, opts]) -> client */
 int docker_connect(lua_State *L)
 {
@@ -676,32 +729,7 @@ int docker_connect(lua_State *L)
 	const char *sock = NULL;
 	int tls = 0;
 	char hostport[300];
-	if (strncmp(endpoint, "unix://", 7) == 0) {
-		sock = endpoint + 7;
-		if (!*sock)
-			sock = DEFAULT_SOCKET;
-	} else if (strncmp(endpoint, "tcp://", 6) == 0 || strncmp(endpoint, "https://", 8) == 0 ||
-	           strncmp(endpoint, "http://", 7) == 0) {
-		const char *hp = strstr(endpoint, "://") + 3;
-		size_t n = strcspn(hp, "/");
-		if (n == 0 || n >= sizeof hostport - 8)
-			return luaL_error(L, "bad Docker endpoint '%s'", endpoint);
-		int tv = cork_opt_boolean(L, oi, "tls_verify", -1);
-		if (tv == -1) {
-			const char *e = getenv("DOCKER_TLS_VERIFY");
-			tv = e && *e && strcmp(e, "0") != 0;
-		}
-		tls = tv || strncmp(endpoint, "https://", 8) == 0;
-		memcpy(hostport, hp, n);
-		hostport[n] = '\0';
-		/* default ports as the docker CLI: 2376 with TLS, 2375 without */
-		const char *colon = strrchr(hostport, ':');
-		const char *rb = strrchr(hostport, ']');
-		if (!colon || (rb && colon < rb))
-			strcat(hostport, tls ? ":2376" : ":2375");
-	} else {
-		return luaL_error(L, "unsupported Docker endpoint '%s' (want unix:// or tcp://)", endpoint);
-	}
+	parse_endpoint(L, endpoint, oi, &sock, &tls, hostport, sizeof hostport);
 	const char *cert_path = NULL;
 	if (tls) {
 		cert_path = cork_opt_string(L, oi, "cert_path", NULL);

@@ -352,170 +352,195 @@ static void push_status(lua_State *L, int st)
 }
 
 /* cork.proc.run(argv[, opts]) */
+/* The state of one proc.run while it waits for its child. */
+struct run {
+	pid_t pid;
+	int pfd, st, exited, timed_out, interrupted, interactive, new_pgrp;
+	int pin[2], pout[2], perr[2];
+	const char *in_data;
+	size_t in_len, in_off;
+	double deadline, kill_at, grace;
+	struct outbuf *bo, *be;
+};
+
+/* Pipes (stdin when given, stdout/stderr when captured), then the child.
+ * Raises, with every pipe closed, when either fails. */
+static void run_start(lua_State *L, struct run *u, struct spawn_req *r, int capture)
+{
+	if ((u->in_data && pipe2(u->pin, O_CLOEXEC) != 0) ||
+	    (capture && (pipe2(u->pout, O_CLOEXEC) != 0 || pipe2(u->perr, O_CLOEXEC) != 0))) {
+		int e = errno;
+		int *all[] = { &u->pin[0], &u->pin[1], &u->pout[0], &u->pout[1], &u->perr[0], &u->perr[1] };
+		for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+			if (*all[i] >= 0)
+				close(*all[i]);
+		cork_raise(L, "io", "cannot create pipes: %s", strerror(e));
+	}
+	if (u->in_data)
+		r->fd_in = u->pin[0];
+	if (capture) {
+		r->fd_out = u->pout[1];
+		r->fd_err = u->perr[1];
+	}
+	u->pid = spawn_child(r);
+	int e = errno;
+	if (u->pin[0] >= 0) close(u->pin[0]);
+	if (u->pout[1] >= 0) close(u->pout[1]);
+	if (u->perr[1] >= 0) close(u->perr[1]);
+	if (u->pid < 0) {
+		if (u->pin[1] >= 0) close(u->pin[1]);
+		if (u->pout[0] >= 0) close(u->pout[0]);
+		if (u->perr[0] >= 0) close(u->perr[0]);
+		raise_spawn_error(L, r->argv[0], r->cwd, e);
+	}
+	if (u->pin[1] >= 0) {
+		fcntl(u->pin[1], F_SETFL, O_NONBLOCK);
+		if (u->in_len == 0) {
+			close(u->pin[1]);
+			u->pin[1] = -1;
+		}
+	}
+	u->pfd = exit_fd(u->pid);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* Feed stdin and drain stdout/stderr for the pipes poll found ready. */
+static void run_pipes(struct run *u, const struct pollfd *fds, int npipes, int rc)
+{
+	for (int i = 0; rc > 0 && i < npipes; i++) {
+		if (!fds[i].revents)
+			continue;
+		if (fds[i].fd == u->pin[1]) {
+			ssize_t w = write_nosigpipe(u->pin[1], u->in_data + u->in_off, u->in_len - u->in_off);
+			if (w > 0)
+				u->in_off += (size_t)w;
+			if ((w < 0 && errno != EAGAIN && errno != EINTR) || u->in_off >= u->in_len)
+				close_fd(&u->pin[1]);
+		} else {
+			int *fdp = fds[i].fd == u->pout[0] ? &u->pout[0] : &u->perr[0];
+			if (!drain(*fdp, fdp == &u->pout[0] ? u->bo : u->be))
+				close_fd(fdp);
+		}
+	}
+	if (u->exited && rc == 0) {
+		/* the child is gone but someone (a grandchild) holds the pipes */
+		close_fd(&u->pout[0]);
+		close_fd(&u->perr[0]);
+		close_fd(&u->pin[1]);
+	}
+}
+
+/* The timeout, an interrupt, and SIGKILL after the grace period. */
+static void run_signals(lua_State *L, struct run *u)
+{
+	double now = cork_now();
+	if (!u->kill_at && !u->timed_out && u->deadline && now >= u->deadline) {
+		u->timed_out = 1;
+		kill_child(u->pid, u->new_pgrp, SIGTERM);
+		u->kill_at = now + u->grace;
+	}
+	/* Ctrl-C on a terminal shared with an interactive child is the
+	 * child's (an agent cancels its own work with it); TERM and HUP
+	 * still end the session. */
+	if (!u->kill_at && !u->interrupted && cork_interrupt_pending(L) &&
+	    !(u->interactive && cork_interrupt_signal(L) == SIGINT)) {
+		u->interrupted = 1;
+		kill_child(u->pid, u->new_pgrp, SIGTERM);
+		u->kill_at = now + (u->grace < 2 ? u->grace : 2);
+	}
+	if (u->kill_at && now >= u->kill_at) {
+		kill_child(u->pid, u->new_pgrp, SIGKILL);
+		u->kill_at = now + 3600;
+	}
+}
+
+/* Until the child has exited and its pipes are closed. */
+static void run_wait(lua_State *L, struct run *u)
+{
+	for (;;) {
+		struct pollfd fds[4];
+		int nf = 0, rc, npipes;
+		if (u->pout[0] >= 0) { fds[nf].fd = u->pout[0]; fds[nf].events = POLLIN; nf++; }
+		if (u->perr[0] >= 0) { fds[nf].fd = u->perr[0]; fds[nf].events = POLLIN; nf++; }
+		if (u->pin[1] >= 0) { fds[nf].fd = u->pin[1]; fds[nf].events = POLLOUT; nf++; }
+		npipes = nf;
+		if (!u->exited && waitpid(u->pid, &u->st, WNOHANG) == u->pid)
+			u->exited = 1;
+		if (u->exited && npipes == 0)
+			break;
+		if (!u->exited && u->pfd >= 0) { fds[nf].fd = u->pfd; fds[nf].events = POLLIN; nf++; }
+		rc = poll(fds, (nfds_t)nf, u->exited ? 20 : (u->pfd >= 0 ? 100 : npipes ? 100 : 5));
+		run_pipes(u, fds, npipes, rc);
+		if (!u->exited)
+			run_signals(L, u);
+	}
+	if (u->pfd >= 0)
+		close(u->pfd);
+}
+
 static int proc_run(lua_State *L)
 {
 	const char **argv, **envp;
-	const char *cwd, *in_data = NULL;
-	size_t in_len = 0, in_off = 0;
-	double timeout, grace, deadline = 0, kill_at = 0;
-	int capture, interactive, timed_out = 0, interrupted = 0, st = 0, exited = 0, pfd = -1;
-	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
+	const char *cwd;
+	double timeout;
+	int capture;
 	lua_Integer max_output;
-	struct outbuf *bo, *be;
 	struct spawn_req r;
-	pid_t pid;
+	struct run u;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	cork_check_options(L, 2, run_opts);
 	lua_settop(L, 2);
+	memset(&u, 0, sizeof u);
 	argv = check_argv(L, 1);                    /* 3 */
 	envp = build_env(L, 2);                     /* 4, 5 */
 	cwd = cork_opt_string(L, 2, "cwd", NULL);
 	timeout = cork_opt_number(L, 2, "timeout", 0);
-	grace = cork_opt_number(L, 2, "grace", 5);
+	u.grace = cork_opt_number(L, 2, "grace", 5);
 	capture = cork_opt_boolean(L, 2, "capture", 1);
-	interactive = cork_opt_boolean(L, 2, "interactive", 0);
+	u.interactive = cork_opt_boolean(L, 2, "interactive", 0);
 	max_output = cork_opt_integer(L, 2, "max_output", DEFAULT_MAX_OUTPUT);
-	luaL_argcheck(L, timeout >= 0 && grace >= 0 && max_output >= 0, 2, "negative timeout, grace or max_output");
-	in_data = cork_opt_lstring(L, 2, "stdin", NULL, &in_len);
-	if (interactive)
+	luaL_argcheck(L, timeout >= 0 && u.grace >= 0 && max_output >= 0, 2, "negative timeout, grace or max_output");
+	u.in_data = cork_opt_lstring(L, 2, "stdin", NULL, &u.in_len);
+	if (u.interactive)
 		capture = 0;
-	bo = new_outbuf(L, (size_t)max_output);     /* 6 */
-	be = new_outbuf(L, (size_t)max_output);     /* 7 */
+	u.bo = new_outbuf(L, (size_t)max_output);   /* 6 */
+	u.be = new_outbuf(L, (size_t)max_output);   /* 7 */
 	cork_checkpoint(L);
 
 	memset(&r, 0, sizeof r);
 	r.argv = argv;
 	r.envp = envp;
 	r.cwd = cwd;
-	r.new_pgrp = !interactive;
-	r.fd_in = interactive ? -2 : -1;
+	r.new_pgrp = u.new_pgrp = !u.interactive;
+	r.fd_in = u.interactive ? -2 : -1;
 	r.fd_out = r.fd_err = capture ? -1 : -2;
-	if ((in_data && pipe2(pin, O_CLOEXEC) != 0) ||
-	    (capture && (pipe2(pout, O_CLOEXEC) != 0 || pipe2(perr, O_CLOEXEC) != 0))) {
-		int e = errno;
-		int *all[] = { &pin[0], &pin[1], &pout[0], &pout[1], &perr[0], &perr[1] };
-		for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-			if (*all[i] >= 0)
-				close(*all[i]);
-		return cork_raise(L, "io", "cannot create pipes: %s", strerror(e));
-	}
-	if (in_data)
-		r.fd_in = pin[0];
-	if (capture) {
-		r.fd_out = pout[1];
-		r.fd_err = perr[1];
-	}
-	pid = spawn_child(&r);
-	{
-		int e = errno;
-		if (pin[0] >= 0) close(pin[0]);
-		if (pout[1] >= 0) close(pout[1]);
-		if (perr[1] >= 0) close(perr[1]);
-		if (pid < 0) {
-			if (pin[1] >= 0) close(pin[1]);
-			if (pout[0] >= 0) close(pout[0]);
-			if (perr[0] >= 0) close(perr[0]);
-			return raise_spawn_error(L, argv[0], cwd, e);
-		}
-	}
-	if (pin[1] >= 0) {
-		fcntl(pin[1], F_SETFL, O_NONBLOCK);
-		if (in_len == 0) {
-			close(pin[1]);
-			pin[1] = -1;
-		}
-	}
+	u.pin[0] = u.pin[1] = u.pout[0] = u.pout[1] = u.perr[0] = u.perr[1] = u.pfd = -1;
+	run_start(L, &u, &r, capture);
 	if (timeout > 0)
-		deadline = cork_now() + timeout;
-	pfd = exit_fd(pid);
-
-	for (;;) {
-		struct pollfd fds[4];
-		int nf = 0, rc, npipes;
-		double now;
-		if (pout[0] >= 0) { fds[nf].fd = pout[0]; fds[nf].events = POLLIN; nf++; }
-		if (perr[0] >= 0) { fds[nf].fd = perr[0]; fds[nf].events = POLLIN; nf++; }
-		if (pin[1] >= 0) { fds[nf].fd = pin[1]; fds[nf].events = POLLOUT; nf++; }
-		npipes = nf;
-		if (!exited && waitpid(pid, &st, WNOHANG) == pid)
-			exited = 1;
-		if (exited && npipes == 0)
-			break;
-		if (!exited && pfd >= 0) { fds[nf].fd = pfd; fds[nf].events = POLLIN; nf++; }
-		rc = poll(fds, (nfds_t)nf, exited ? 20 : (pfd >= 0 ? 100 : npipes ? 100 : 5));
-		for (int i = 0; rc > 0 && i < npipes; i++) {
-			if (!fds[i].revents)
-				continue;
-			if (fds[i].fd == pin[1]) {
-				ssize_t w = write_nosigpipe(pin[1], in_data + in_off, in_len - in_off);
-				if (w > 0)
-					in_off += (size_t)w;
-				if ((w < 0 && errno != EAGAIN && errno != EINTR) || in_off >= in_len) {
-					close(pin[1]);
-					pin[1] = -1;
-				}
-			} else {
-				int *fdp = fds[i].fd == pout[0] ? &pout[0] : &perr[0];
-				if (!drain(*fdp, fdp == &pout[0] ? bo : be)) {
-					close(*fdp);
-					*fdp = -1;
-				}
-			}
-		}
-		if (exited && rc == 0) {
-			/* the child is gone but someone (a grandchild) holds the pipes */
-			if (pout[0] >= 0) {
-				close(pout[0]);
-				pout[0] = -1;
-			}
-			if (perr[0] >= 0) {
-				close(perr[0]);
-				perr[0] = -1;
-			}
-			if (pin[1] >= 0) {
-				close(pin[1]);
-				pin[1] = -1;
-			}
-		}
-		if (exited)
-			continue;
-		now = cork_now();
-		if (!kill_at && !timed_out && deadline && now >= deadline) {
-			timed_out = 1;
-			kill_child(pid, r.new_pgrp, SIGTERM);
-			kill_at = now + grace;
-		}
-		/* Ctrl-C on a terminal shared with an interactive child is the
-		 * child's (an agent cancels its own work with it); TERM and HUP
-		 * still end the session. */
-		if (!kill_at && !interrupted && cork_interrupt_pending(L) &&
-		    !(interactive && cork_interrupt_signal(L) == SIGINT)) {
-			interrupted = 1;
-			kill_child(pid, r.new_pgrp, SIGTERM);
-			kill_at = now + (grace < 2 ? grace : 2);
-		}
-		if (kill_at && now >= kill_at) {
-			kill_child(pid, r.new_pgrp, SIGKILL);
-			kill_at = now + 3600;
-		}
-	}
-	if (pfd >= 0)
-		close(pfd);
-	if (interrupted)
+		u.deadline = cork_now() + timeout;
+	run_wait(L, &u);
+	if (u.interrupted)
 		cork_checkpoint(L);
-	if (interactive && cork_interrupt_pending(L) && cork_interrupt_signal(L) == SIGINT)
+	if (u.interactive && cork_interrupt_pending(L) && cork_interrupt_signal(L) == SIGINT)
 		cork_clear_interrupt(L);
 
 	lua_createtable(L, 0, 6);
-	push_status(L, st);
-	lua_pushlstring(L, bo->data ? bo->data : "", bo->len);
+	push_status(L, u.st);
+	lua_pushlstring(L, u.bo->data ? u.bo->data : "", u.bo->len);
 	lua_setfield(L, -2, "stdout");
-	lua_pushlstring(L, be->data ? be->data : "", be->len);
+	lua_pushlstring(L, u.be->data ? u.be->data : "", u.be->len);
 	lua_setfield(L, -2, "stderr");
-	lua_pushboolean(L, timed_out);
+	lua_pushboolean(L, u.timed_out);
 	lua_setfield(L, -2, "timed_out");
-	if (bo->truncated || be->truncated) {
+	if (u.bo->truncated || u.be->truncated) {
 		lua_pushboolean(L, 1);
 		lua_setfield(L, -2, "truncated");
 	}

@@ -22,11 +22,17 @@ if answers; then
 else
 	echo "demo: no Docker engine answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}; starting a private one (tests/lib/dockerd.sh)"
 	export CORK_DOCKERD_DIR="${CORK_DOCKERD_DIR:-${TMPDIR:-/tmp}/cork-dockerd.demo$$}"
-	env_out=$(tests/lib/dockerd.sh start) || { echo "demo: could not start a Docker engine (see above)" >&2; exit 1; }
+	# on failure, dockerd.sh says in one line why and what to do
+	env_out=$(tests/lib/dockerd.sh start) || exit 1
 	eval "$env_out"
 	export DOCKER_HOST
 	started=1
 	trap 'tests/lib/dockerd.sh stop; echo "demo: stopped the private engine (and removed its data: the stand-in images went with it)"' EXIT
 	trap 'exit 130' INT TERM
 fi
-"$cork" run demo
+if [ -n "$started" ]; then
+	# the engine's network namespace: its containers and published ports are there
+	tests/lib/dockerd.sh exec "$cork" run demo
+else
+	"$cork" run demo
+fi

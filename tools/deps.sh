@@ -8,8 +8,9 @@ build="gcc make pkg-config liblua5.4-dev lua-cjson-dev libyaml-dev libcurl4-open
 # docker.io (the private engine), iproute2 + util-linux (netns tests),
 # mitmproxy (a real consumer of the minted CAs), valgrind (leak checks),
 # docker-registry (the stand-in registry image: prepare's registry path),
-# neovim (the editor plugin's tests: editors/nvim)
-test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind docker-registry neovim"
+# neovim (the editor plugin's tests: editors/nvim),
+# debootstrap (the real bundle image: cork run bundle --from-apt)
+test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind docker-registry neovim debootstrap"
 case "${1:-all}" in
 	build) want=$build ;;
 	test) want=$test ;;

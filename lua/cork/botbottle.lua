@@ -40,10 +40,14 @@ local function ipv4_ok(s)
   return true
 end
 
+-- An address or prefix for the SSRF allowlist: IPv4 with or without /n, or
+-- an IPv6 prefix (as bundle.ip_allowlist takes them).
 local function cidr_ok(s)
   local ip, n = s:match("^([%d.]+)/(%d+)$")
   if not ip then ip, n = s, "32" end
-  return ipv4_ok(ip) and tonumber(n) <= 32
+  if ipv4_ok(ip) and tonumber(n) <= 32 then return true end
+  local ip6, n6 = s:match("^([%x:]+)/(%d+)$")
+  return ip6 ~= nil and ip6:find(":") ~= nil and tonumber(n6) <= 128
 end
 
 local function host_key_check(k)
@@ -147,7 +151,7 @@ M.route_fields = {
   pipelock = S.map{fields = {
     tls_passthrough = S.boolean,
     ssrf_ip_allowlist = S.list(S.string{check = function(v, at)
-      if not cidr_ok(v) then at.fail(("%q is not an IPv4 address or CIDR"):format(v)) end
+      if not cidr_ok(v) then at.fail(("%q is not an address or CIDR"):format(v)) end
     end}),
   }},
   matches = S.list(S.map{fields = {
@@ -231,6 +235,27 @@ function M.ordered_keys(t, positions)
 end
 
 -- ---- translation ----------------------------------------------------------
+
+-- The detectors of cork's filter and push scanner, by name (the bundle's
+-- lua/cork/assets/bundle/detectors.py; test_botbottle holds the two equal).
+-- Every one runs on every request to every host.
+M.DETECTORS = {"aws_access_key", "aws_secret_key", "github_token", "github_pat", "gitlab_pat", "slack_token",
+  "private_key", "anthropic_key", "openai_key", "jwt"}
+
+-- The bot-bottle detector names cork has no detector for ("aws" is covered by
+-- aws_access_key and aws_secret_key, "github" by github_token and github_pat).
+function M.missing_detectors(names)
+  local out = {}
+  for _, n in ipairs(names) do
+    local want = tostring(n):lower():gsub("[-.%s]", "_")
+    local found = false
+    for _, d in ipairs(M.DETECTORS) do
+      if d == want or d:sub(1, #want + 1) == want .. "_" or want:sub(1, #d + 1) == d .. "_" then found = true end
+    end
+    if not found then out[#out + 1] = tostring(n) end
+  end
+  return out
+end
 
 local Tr = {}
 Tr.__index = Tr
@@ -367,6 +392,20 @@ function Tr:agent(doc)
   self:set(doc, "agent", a, "agent_provider")
 end
 
+-- The routes' pipelock.ssrf_ip_allowlist entries, together, become
+-- bundle.ip_allowlist (the filter's one SSRF allowlist), after any the file
+-- gives there itself.
+function Tr:ssrf_allowlist(doc)
+  if #self.ssrf == 0 then return end
+  if type(doc.bundle) ~= "table" then self:set(doc, "bundle", {}, "egress") end
+  local list, seen = doc.bundle.ip_allowlist or {}, {}
+  for _, c in ipairs(list) do seen[c] = true end
+  for _, c in ipairs(self.ssrf) do
+    if not seen[c] then seen[c] = true; list[#list + 1] = c end
+  end
+  doc.bundle.ip_allowlist = list
+end
+
 function Tr:route(r, path)
   if type(r.auth) == "table" then
     local a = r.auth
@@ -377,9 +416,8 @@ function Tr:route(r, path)
   local pl = r.pipelock
   if type(pl) == "table" then
     if pl.tls_passthrough ~= nil then self:set(r, "tls_passthrough", pl.tls_passthrough, "pipelock") end
-    if pl.ssrf_ip_allowlist then
-      self:warn(pl, "ssrf_ip_allowlist", path .. ".pipelock.ssrf_ip_allowlist", "cork's filter takes no SSRF "
-        .. "allowlist from a bottle yet; internal addresses stay refused")
+    for _, c in ipairs(pl.ssrf_ip_allowlist or {}) do
+      self.ssrf[#self.ssrf + 1] = c:find("/", 1, true) and c or (c .. "/32")
     end
     r.pipelock = nil
   end
@@ -410,8 +448,11 @@ function Tr:route(r, path)
   if type(dlp) == "table" then
     local dp = path .. ".dlp"
     if dlp.outbound_detectors then
-      self:warn(dlp, "outbound_detectors", dp .. ".outbound_detectors", "cork's filter runs its whole detector "
-        .. "set on every request to every host; this list neither narrows nor extends it")
+      local missing = M.missing_detectors(dlp.outbound_detectors)
+      self:warn(dlp, "outbound_detectors", dp .. ".outbound_detectors", "cork's filter runs all its detectors ("
+        .. table.concat(M.DETECTORS, ", ") .. ") on every request to every host; this list neither narrows "
+        .. "nor extends them" .. (#missing > 0 and ("; cork has no detector for " .. table.concat(missing, ", "))
+        or ""))
     end
     if dlp.inbound_detectors then
       self:warn(dlp, "inbound_detectors", dp .. ".inbound_detectors", "cork does not scan responses; not used")
@@ -431,7 +472,7 @@ end
 -- bot-bottle form was found.
 function M.translate(doc, meta, kind)
   local tr = setmetatable({file = meta.file, positions = meta.positions, offset = meta.line_offset,
-    warnings = {}}, Tr)
+    warnings = {}, ssrf = {}}, Tr)
   local before = M.has_forms(doc, kind)
   if kind == "agent" then
     for _, k in ipairs({"model", "color", "memory"}) do
@@ -446,6 +487,7 @@ function M.translate(doc, meta, kind)
   tr:agent(doc)
   local routes = type(doc.egress) == "table" and doc.egress.routes
   for i, r in ipairs(type(routes) == "table" and routes or {}) do tr:route(r, ("egress.routes[%d]"):format(i)) end
+  tr:ssrf_allowlist(doc)
   return tr:lines(), before
 end
 
@@ -469,41 +511,71 @@ end
 
 -- ---- the native text --------------------------------------------------------
 
+-- Key order in the native text: each block in the order docs/manifests.md
+-- gives it; keys not listed follow, sorted.
 local ORDER = {
   bottle = {"name", "description", "extends", "agent", "env", "git", "egress", "allowlist", "supervise",
     "skills", "prompt", "bundle"},
   agent = {"name", "description", "bottle", "skills", "git", "prompt"},
+  block = {"provider", "image", "from", "command", "user", "home", "hosts", "remotes", "routes",
+    "name", "email", "url", "identity_file", "host_key", "extra_hosts", "host", "auth", "token_ref", "paths",
+    "tls_passthrough"},
 }
 
--- Mark every list in v as a YAML sequence (so [] stays a list).
-local function sequences(yaml, v, depth)
-  if type(v) ~= "table" or depth > 64 then return v end
-  for _, x in pairs(v) do sequences(yaml, x, depth + 1) end
-  if schema.is_list(v) and next(v) ~= nil then yaml.sequence(v) end
-  return v
+local function ordered(t, order)
+  local rank = {}
+  for i, k in ipairs(order) do rank[k] = i end
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    local ra, rb = rank[a] or math.huge, rank[b] or math.huge
+    if ra ~= rb then return ra < rb end
+    return tostring(a) < tostring(b)
+  end)
+  return keys
+end
+
+-- YAML lines for value v at indent ind (block style, keys in ORDER, scalars
+-- quoted by yaml.encode whenever they would read back as something else).
+local function emit(out, yaml, v, ind, order)
+  local pad = (" "):rep(ind)
+  -- a block scalar's lines go under the key that holds it
+  local function scalar(x) return (yaml.encode(x):gsub("\n$", ""):gsub("\n", "\n" .. pad)) end
+  if schema.is_list(v) and next(v) ~= nil then
+    for _, x in ipairs(v) do
+      if type(x) == "table" and next(x) ~= nil then
+        local sub = {}
+        emit(sub, yaml, x, ind + 2, ORDER.block)
+        sub[1] = pad .. "- " .. sub[1]:sub(ind + 3)
+        for _, l in ipairs(sub) do out[#out + 1] = l end
+      else
+        out[#out + 1] = pad .. "- " .. (type(x) == "table" and "[]" or scalar(x))
+      end
+    end
+    return
+  end
+  for _, k in ipairs(ordered(v, order)) do
+    local x = v[k]
+    local key = scalar(k)
+    if type(x) == "table" and next(x) ~= nil then
+      out[#out + 1] = pad .. key .. ":"
+      emit(out, yaml, x, ind + 2, ORDER.block)
+    else
+      out[#out + 1] = pad .. key .. ": " .. (type(x) == "table" and "{}" or scalar(x))
+    end
+  end
 end
 
 -- The native form of a translated document (manifest.parse's doc) as file
 -- text: YAML, or Markdown front matter and the body for a .md file.
--- warnings become comment lines saying what was not carried over.
+-- warnings become comment lines saying what was not carried over. yaml is
+-- cork.yaml (passed in: this module loads without the C bindings).
 function M.native_text(doc, meta, kind, warnings, yaml)
-  local lines = {("# %s in cork's native form (cork import-bottle); comments in the original are not kept")
+  local out = {("# %s in cork's native form (cork import-bottle); comments in the original are not kept")
     :format(meta.file)}
-  for _, w in ipairs(warnings or {}) do lines[#lines + 1] = "# not carried over: " .. w end
-  local parts = {table.concat(lines, "\n") .. "\n"}
-  local done = {}
-  local function emit(k)
-    if doc[k] ~= nil and not done[k] then
-      done[k] = true
-      parts[#parts + 1] = yaml.encode({[k] = sequences(yaml, doc[k], 0)})
-    end
-  end
-  for _, k in ipairs(ORDER[kind] or ORDER.bottle) do emit(k) end
-  local rest = {}
-  for k in pairs(doc) do if not done[k] then rest[#rest + 1] = tostring(k) end end
-  table.sort(rest)
-  for _, k in ipairs(rest) do emit(k) end
-  local text = table.concat(parts)
+  for _, w in ipairs(warnings or {}) do out[#out + 1] = "# not carried over: " .. w end
+  emit(out, yaml, doc, 0, ORDER[kind] or ORDER.bottle)
+  local text = table.concat(out, "\n") .. "\n"
   if meta.format == "markdown" then
     local body = (meta.body or ""):gsub("\n*$", "")
     return "---\n" .. text .. "---\n" .. body .. (body ~= "" and "\n" or "")

@@ -61,6 +61,7 @@ end
 function M.inline(text, name, label)
   label = label or ("<inline bottle " .. tostring(name) .. ">.yaml")
   local doc, meta = manifest.parse(text, label, "bottle")
+  for _, w in ipairs(meta.warnings) do cork.log.warn(w, { file = label }) end
   local b = manifest.normalize_bottle(doc, meta, name)
   if b.extends then
     cork.error("manifest", ("%s: extends: an inline bottle cannot extend another bottle"):format(label),

@@ -25,6 +25,7 @@ bottles:
   attach SLUG            run a detached bottle's agent in this terminal
   down SLUG... | --all   end everything a bottle owns
   gc [--yes]             clean up after cork processes that died
+  supervise [SLUG]       what agents asked for; supervise approve|deny ID
   serve --stdio          JSON-lines control channel for editors
 
   (`cork run docker|smolmachines --bottle NAME` launches one; `cork help CMD`)

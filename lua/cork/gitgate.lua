@@ -75,6 +75,10 @@ function M.plan(remotes, o)
       u.known_hosts_path = kh_in
       p.files[#p.files + 1] = {path = hostdir .. "/known_hosts/" .. r.name, mode = "0644",
         content = u.known_hosts, role = "git-gate known_hosts " .. r.name}
+      -- the key's mount point must exist inside the read-only conf mount
+      -- (Docker cannot make it there): an empty placeholder in the host dir
+      p.files[#p.files + 1] = {path = hostdir .. "/keys/" .. r.name, mode = "0600", content = "",
+        role = "git-gate key mount point " .. r.name}
       p.mounts[#p.mounts + 1] = {source = u.identity_file, target = key_in, read_only = true}
     end
     tsv[#tsv + 1] = table.concat({r.name, r.url, key_in, kh_in}, "\t")

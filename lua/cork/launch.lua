@@ -46,7 +46,8 @@ function M.prepare(opts, backend)
       ctx.secrets.bundle[slot.slot] = "<value of $" .. slot.token_ref .. ">"
     end
   else
-    ctx.secrets = plan.resolve_secrets(ctx.plan, b)
+    -- opts.env (a table or function, else os.getenv): where secrets are read
+    ctx.secrets = plan.resolve_secrets(ctx.plan, b, { env = opts.env })
   end
   return ctx
 end

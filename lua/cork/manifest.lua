@@ -25,6 +25,7 @@ local botbottle = require "cork.botbottle"
 
 local S = schema.S
 local M = {}
+local check_extra_hosts
 
 -- ---- small helpers --------------------------------------------------------
 
@@ -113,6 +114,30 @@ local host_list = S.list(S.string{pattern = HOST_WILD,
 
 local git_user = S.map{fields = {name = S.string{nonempty = true}, email = S.string{nonempty = true}}}
 
+-- HOST:IPV4 entries (a remote's or the bundle's extra_hosts).
+local function ipv4_ok(ip)
+  if not ip then return false end
+  for o in ip:gmatch("%d+") do if tonumber(o) > 255 then return false end end
+  return true
+end
+check_extra_hosts = function(list, at)
+  if type(list) ~= "table" then return end
+  for i, e in ipairs(list) do
+    if type(e) == "string" and not giturl.extra_host_ok(e) then
+      at.fail(('extra_hosts[%d]: "%s" is not HOST:IPV4'):format(i, e))
+    end
+  end
+end
+
+-- A CIDR (IPv4 a.b.c.d/n, or IPv6 x:y::/n).
+local function cidr_check(v, at)
+  local ip, n = v:match("^(%d+%.%d+%.%d+%.%d+)/(%d+)$")
+  if ip and ipv4_ok(ip) and tonumber(n) <= 32 then return end
+  local ip6, n6 = v:match("^([%x:]+)/(%d+)$")
+  if ip6 and ip6:find(":") and tonumber(n6) <= 128 then return end
+  at.fail(('"%s" is not a CIDR (a.b.c.d/n or an IPv6 prefix)'):format(v))
+end
+
 local remote = S.map{
   fields = {
     name = S.string{pattern = NAME, pattern_message = "must be letters, digits, '.', '_' or '-'"},
@@ -126,13 +151,7 @@ local remote = S.map{
   check = function(r, at)
     giturl.check_remote(r, at, {url = {"url"}, identity = {"identity_file", "identity"},
       host_key = {"host_key", "known_host", "host_keys"}})
-    if type(r.extra_hosts) == "table" then
-      for i, e in ipairs(r.extra_hosts) do
-        if type(e) == "string" and not giturl.extra_host_ok(e) then
-          at.fail(('extra_hosts[%d]: "%s" is not HOST:IPV4'):format(i, e))
-        end
-      end
-    end
+    check_extra_hosts(r.extra_hosts, at)
   end,
 }
 
@@ -231,7 +250,10 @@ M.bottle_schema = S.map{
     supervise = S.boolean,
     skills = S.list(S.string{nonempty = true}),
     prompt = S.string{},
-    bundle = S.map{fields = {image = S.string{nonempty = true}}},
+    bundle = S.map{fields = {image = S.string{nonempty = true},
+      extra_hosts = S.list(S.string{}), extra_ca = S.string{nonempty = true},
+      ip_allowlist = S.list(S.string{check = cidr_check})},
+      check = function(b, at) check_extra_hosts(b.extra_hosts, at) end},
   },
   check = function(b, at)
     if b.agent == "custom" then
@@ -464,7 +486,11 @@ function M.normalize_bottle(doc, meta, name)
   if type(doc.skills) == "table" then set("skills"); b.skills = normalize_skills(doc.skills, meta) end
   local prompt = doc.prompt or trim_body(meta.body)
   if prompt then set("prompt"); b.prompt = prompt end
-  if type(doc.bundle) == "table" then set("bundle"); b.bundle = {image = doc.bundle.image} end
+  if type(doc.bundle) == "table" then
+    set("bundle")
+    b.bundle = {image = doc.bundle.image, extra_hosts = copy(doc.bundle.extra_hosts) or {},
+      extra_ca = doc.bundle.extra_ca, ip_allowlist = copy(doc.bundle.ip_allowlist) or {}}
+  end
   return b
 end
 

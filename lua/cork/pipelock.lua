@@ -23,7 +23,7 @@ end
 M.uniq = uniq
 
 -- The config as a Lua table. o = {allowlist={}, passthrough={}, ca_cert=,
--- ca_key=, port=}. Empty lists are left out: pipelock wants a list or nothing.
+-- ca_key=, port=, ip_allowlist=}. Empty lists are left out: pipelock wants a list or nothing.
 function M.config(o)
   local c = {
     version = 1,
@@ -35,6 +35,9 @@ function M.config(o)
     dlp = {scan_env = true, include_defaults = true},
     tls_interception = {enabled = true, ca_cert = o.ca_cert, ca_key = o.ca_key},
   }
+  -- the internal addresses the bottle lets through the dial-time SSRF check
+  -- (bundle.ip_allowlist: upstreams on private networks)
+  if o.ip_allowlist and #o.ip_allowlist > 0 then c.ssrf = {ip_allowlist = uniq(o.ip_allowlist)} end
   local pass = uniq(o.passthrough or {})
   if #pass > 0 then c.tls_interception.passthrough_domains = pass end
   if #c.api_allowlist == 0 then c.api_allowlist = nil end

@@ -31,6 +31,7 @@ M.paths = {
   egress_ca_key = "/etc/cork/egress/ca/ca-key.pem",
   git_gate_conf = gitgate.CONF,
   supervise_queue = "/var/lib/cork/supervise/queue",
+  bundle_extra_ca = "/etc/cork/bundle/extra-ca.pem",
   -- in the agent (VM or container)
   agent_ca = "/usr/local/share/ca-certificates/cork.crt",
   system_ca_bundle = "/etc/ssl/certs/ca-certificates.crt",
@@ -316,8 +317,10 @@ function M.build(bottle, agent, opts)
     ca = {dir = sd .. "/ca/pipelock", name = "pipelock", cert = nil, key = nil,
       cert_mount = M.paths.pipelock_ca_cert, key_mount = M.paths.pipelock_ca_key},
   }
+  pl.ip_allowlist = bottle.bundle and bottle.bundle.ip_allowlist or {}
   pl.config = pipelock.render({allowlist = pl.allowlist, passthrough = pl.passthrough,
-    ca_cert = M.paths.pipelock_ca_cert, ca_key = M.paths.pipelock_ca_key, port = pl.port})
+    ca_cert = M.paths.pipelock_ca_cert, ca_key = M.paths.pipelock_ca_key, port = pl.port,
+    ip_allowlist = pl.ip_allowlist})
   p.proxy_plan = pl
   files[#files + 1] = {path = pl.config_path, mode = "0644", content = pl.config, role = "pipelock config"}
   mounts[#mounts + 1] = {source = pl.config_path, target = pl.config_mount, read_only = true}
@@ -374,6 +377,23 @@ function M.build(bottle, agent, opts)
       read_only = false, dir = true}
   end
 
+  -- the bundle's way to real upstreams: names it cannot resolve, and a CA
+  -- it trusts for upstreams (a TLS-inspecting corporate proxy's)
+  local extra_hosts, seen_eh = {}, {}
+  append_unique(extra_hosts, seen_eh, gg and gg.extra_hosts or {})
+  append_unique(extra_hosts, seen_eh, bottle.bundle and bottle.bundle.extra_hosts or {})
+  local extra_ca = bottle.bundle and bottle.bundle.extra_ca
+  if extra_ca then
+    extra_ca = expand(extra_ca, {})
+    local text = cork.fs.exists(extra_ca) and cork.fs.read(extra_ca)
+    if not text then
+      cork.error("not_found", ("bundle.extra_ca: %s: no such file"):format(extra_ca), {path = extra_ca})
+    elseif not text:find("-----BEGIN CERTIFICATE-----", 1, true) then
+      cork.error("invalid", ("bundle.extra_ca: %s holds no PEM certificate"):format(extra_ca), {path = extra_ca})
+    end
+    mounts[#mounts + 1] = {source = extra_ca, target = M.paths.bundle_extra_ca, read_only = true}
+  end
+
   -- the bundle container
   local first_hop = eg.enabled and "egress" or "pipelock"
   local publish = {first_hop}
@@ -388,7 +408,8 @@ function M.build(bottle, agent, opts)
     env = benv,
     token_env = env_map,          -- EGRESS_TOKEN_n -> host variable (value resolved at launch)
     mounts = mounts,
-    extra_hosts = gg and gg.extra_hosts or {},
+    extra_hosts = extra_hosts,
+    extra_ca = extra_ca,
     ports = {},
     publish = publish,
     first_hop = first_hop,

@@ -31,7 +31,9 @@ local BOTTLE = [[
 agent: { provider: custom, image: unused, command: [sh] }
 git:
   remotes:
-    - { name: app, url: "https://git.example.invalid/acme/app.git" }
+    # resolved inside the bundle to its own loopback, where nothing listens:
+    # a real git-gate's first fetch fails at once, with no lookup elsewhere
+    - { name: app, url: "https://git.example.invalid/acme/app.git", extra_hosts: ["git.example.invalid:127.0.0.1"] }
 supervise: true
 ]]
 
@@ -56,19 +58,26 @@ launch.bundle(s, j, ctx, { host_ip = "127.0.0.1", networks = { { name = p.names.
 -- One GET per daemon from the host, retried while the bundle starts.
 log.step("probe", { detail = "GET / on each daemon's published port" })
 local busybox = standin.busybox()
-local function get(port)
+-- A real git-gate speaks git://, not HTTP: when GET gets no answer there, it
+-- gets a git upload-pack request (a git daemon advertises the mirror's refs).
+local function ask(port, req)
   local r = cork.proc.run({ busybox, "sh", "-c",
-    'printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 2 "$0" nc 127.0.0.1 "$1" 2>/dev/null | tail -n 1', busybox, tostring(port) })
+    'printf "$2" | timeout 2 "$0" nc 127.0.0.1 "$1" 2>/dev/null | tr -d "\\000" | tail -n 1', busybox, tostring(port), req })
   return (r.stdout:gsub("%s+$", ""))
+end
+local function get(port, daemon)
+  local answer = ask(port, "GET / HTTP/1.0\\r\\n\\r\\n")
+  if answer == "" and daemon == "git-gate" then answer = ask(port, "002cgit-upload-pack /app.git\\0host=localhost\\0") end
+  return answer
 end
 local failed = 0
 for _, daemon in ipairs(p.daemons) do
   local cport = p.bundle.ports[daemon]
   local hport = d:host_port(p.names.bundle, cport, "127.0.0.1")
   local answer = ""
-  local deadline = cork.time() + 10
+  local deadline = cork.time() + 30   -- a real bundle's mitmdump takes seconds to start
   repeat
-    answer = get(hport)
+    answer = get(hport, daemon)
     if answer == "" then cork.sleep(0.2) end
   until answer ~= "" or cork.time() > deadline
   log.event("probe", { daemon = daemon, container_port = cport, host_port = hport, answer = answer })

@@ -46,7 +46,10 @@ copy(ocl.key, odir .. "/key.pem", tonumber("600", 8))
 
 -- ---- the TLS engine ---------------------------------------------------------------
 local edir = "/tmp/cork-dockerd.tls" .. cork.core.pid()
-local eenv = { CORK_DOCKERD_DIR = edir, CORK_DOCKERD_TLS_CERTS = sdir }
+-- in the test's own network namespace (the one the first engine made, or the
+-- caller's when run by hand), so that the test reaches its TLS port
+local eenv = { CORK_DOCKERD_DIR = edir, CORK_DOCKERD_TLS_CERTS = sdir,
+  CORK_DOCKERD_NETNS = os.getenv("CORK_DOCKERD_NETNS") or "current" }
 s:defer(function() proc.run({ root .. "/tests/lib/dockerd.sh", "stop" }, { env = eenv, timeout = 60 }) end)
 local t0 = cork.time()
 local r

@@ -108,6 +108,9 @@ do
   T.same(p and p.egress_plan.routes[1], {host = "api.github.com", auth = "bearer", token_env = "EGRESS_TOKEN_1",
     paths = {"/repos/acme/*", "/user"}}, "auth mapping (Bearer) and path_allowlist")
   T.same(p and p.proxy_plan.passthrough, {"gitea.example.com"}, "pipelock.tls_passthrough, both ways")
+  T.same(p and p.proxy_plan.ip_allowlist, {"10.0.0.0/8", "192.168.7.1/32"},
+    "pipelock.ssrf_ip_allowlist of every route: bundle.ip_allowlist (a bare address is a /32)")
+  T.like(p and p.proxy_plan.config or "", "\nssrf:\n  ip_allowlist:\n  %- 10%.0%.0%.0/8\n", "in pipelock.yaml")
   p = plan_of("a", {"--bottle", "era-matches"})
   T.same(p and p.egress_plan.routes[1].paths, {"/repos/acme/*", "/user", "/search*"},
     "matches: prefix paths end in *, exact ones do not")
@@ -141,15 +144,15 @@ T.same(warnings("era-remotes"), {
 }, "era-remotes: dockerfile and forward_host_credentials warn")
 T.same(warnings("era-gitgate"), {
   "era-gitgate.md:17:7: egress.routes[1].role: cork has no route roles; \"forge\" is not used",
-  "era-gitgate.md:24:9: egress.routes[1].pipelock.ssrf_ip_allowlist: cork's filter takes no SSRF allowlist "
-    .. "from a bottle yet; internal addresses stay refused",
-}, "era-gitgate: role and ssrf_ip_allowlist warn; key.provider static does not")
+}, "era-gitgate: role warns; key.provider static and ssrf_ip_allowlist do not")
 T.same(warnings("era-matches"), {
   "era-matches.md:14:11: egress.routes[1].matches[1].methods: cork's egress does not restrict methods; "
     .. "every method is allowed on these paths",
   "era-matches.md:16:11: egress.routes[1].matches[2].headers: cork's egress does not match on headers; not used",
-  "era-matches.md:18:9: egress.routes[1].dlp.outbound_detectors: cork's filter runs its whole detector set "
-    .. "on every request to every host; this list neither narrows nor extends it",
+  "era-matches.md:18:9: egress.routes[1].dlp.outbound_detectors: cork's filter runs all its detectors "
+    .. "(aws_access_key, aws_secret_key, github_token, github_pat, gitlab_pat, slack_token, private_key, "
+    .. "anthropic_key, openai_key, jwt) on every request to every host; this list neither narrows nor "
+    .. "extends them; cork has no detector for pii",
   "era-matches.md:19:9: egress.routes[1].dlp.inbound_detectors: cork does not scan responses; not used",
   "era-matches.md:20:9: egress.routes[1].dlp.outbound_on_match: cork blocks a request that matches a "
     .. "detector (it does not redact)",
@@ -180,6 +183,17 @@ do
     .. "cork goes by the Upstream and does not use this key"}, "a remotes key that is not the Upstream's host")
 end
 
+-- the detector names are the bundle's own
+do
+  local botbottle = require "cork.botbottle"
+  local py = cork.fs.read(os.getenv("CORK_ROOT") .. "/lua/cork/assets/bundle/detectors.py")
+  local names = {}
+  for n in py:match("DEFAULTS = %[(.-)\n%]"):gmatch('%("([%w_]+)", r"') do names[#names + 1] = n end
+  T.same(botbottle.DETECTORS, names, "botbottle.DETECTORS are detectors.py's, in its order")
+  T.same(botbottle.missing_detectors({"aws", "GitHub", "private-key", "jwt", "pii", "prompt_injection"}),
+    {"pii", "prompt_injection"}, "bot-bottle detector names cork has no detector for")
+end
+
 -- ---- cork import-bottle: the native text, whose plan is the same again ----------
 for _, f in ipairs(cork.fs.list(root .. "/bot-bottle")) do
   local name = f:match("^(.-)%.")
@@ -190,6 +204,42 @@ for _, f in ipairs(cork.fs.list(root .. "/bot-bottle")) do
   local _, meta = manifest.parse(r.stdout, f, "bottle")
   T.is(meta.botbottle, false, f .. ": the output is native (no bot-bottle form left)")
   T.same(meta.warnings, {}, f .. ": the output loads without warnings")
+end
+-- native_text reads back to the same document, for every fixture of both
+-- formats (key order, quoting, block scalars, lists of mappings)
+do
+  local botbottle = require "cork.botbottle"
+  local files = {}
+  for _, sub in ipairs({"twins/bot-bottle", "twins/native", "twins/config", "twins/agents-bot-bottle",
+    "twins/agents-native", "home/.config/cork/bottles", "home/.bot-bottle/bottles", "home/.bot-bottle/agents",
+    "home/.config/cork/agents"}) do
+    for _, f in ipairs(cork.fs.list(F.root .. "/" .. sub)) do files[#files + 1] = sub .. "/" .. f end
+  end
+  local same, n = {}, 0
+  for _, f in ipairs(files) do
+    local kind = f:find("agents") and "agent" or "bottle"
+    local ok, doc, meta = pcall(manifest.parse, cork.fs.read(F.root .. "/" .. f), f, kind)
+    if ok then
+      n = n + 1
+      local text = botbottle.native_text(doc, meta, kind, meta.warnings, cork.yaml)
+      local ok2, back = pcall(manifest.parse, text, f, kind)
+      if not ok2 then same[#same + 1] = f .. ": " .. tostring(back.message or back)
+      else
+        local function deq(x, y)
+          if type(x) ~= "table" or type(y) ~= "table" then return x == y end
+          for k, v in pairs(x) do if not deq(v, y[k]) then return false end end
+          for k in pairs(y) do if x[k] == nil then return false end end
+          return true
+        end
+        if not deq(doc, back) or (meta.body or "") :gsub("%s+$", "") ~= (select(2, manifest.parse(text, f, kind)).body
+          or ""):gsub("%s+$", "") then
+          same[#same + 1] = f .. ": differs\n" .. text
+        end
+      end
+    end
+  end
+  T.ok(n >= 25, ("native_text round trip over %d fixtures"):format(n))
+  T.is(#same, 0, "native_text reads back to the same document", table.concat(same, "\n"))
 end
 for _, f in ipairs(cork.fs.list(dir .. "/a/cork/bottles")) do
   cork.fs.write(dir .. "/c/cork/bottles/" .. f, cork.fs.read(dir .. "/a/cork/bottles/" .. f))

@@ -51,6 +51,7 @@ local port, gate, url
 for _ = 1, 5 do
   port = 20000 + math.random(0, 20000)
   local env = {HOME = dir, GIT_CONFIG_NOSYSTEM = "1", GIT_GATE_CONF = conf, GIT_GATE_ROOT = dir .. "/root",
+    GIT_GATE_SCAN = os.getenv("CORK_ROOT") .. "/lua/cork/assets/bundle/scan.py", PATH = os.getenv("PATH"),
     GIT_GATE_PORT = tostring(port), GIT_GATE_LISTEN = "127.0.0.1"}
   gate = cork.proc.spawn({"sh", conf .. "/entrypoint.sh"}, {env = env, stdout = dir .. "/gate.log", stderr = dir .. "/gate.log"})
   url = ("git://127.0.0.1:%d/app.git"):format(port)
@@ -95,6 +96,25 @@ r = git({"push", "-q", "origin", "HEAD:refs/heads/feature", "v1"}, dir .. "/agen
 T.ok(r.status == 0, "new branch and tag pushed", r.stderr)
 T.is(head(dir .. "/upstream.git", "feature"), head(dir .. "/agent", "HEAD"), "upstream has the branch")
 T.isnt(head(dir .. "/upstream.git", "refs/tags/v1"), "", "upstream has the tag")
+
+-- the push scanner (the bundle's cork-scan): a key-shaped string in a new
+-- commit is refused before any upstream contact, the message names the
+-- detector and never the value
+local clean = head(dir .. "/upstream.git", "main")
+local key = "AKIA" .. string.rep("Q", 16)
+cork.fs.write(dir .. "/agent/creds.txt", "aws = " .. key .. "\n")
+git({"add", "creds.txt"}, dir .. "/agent")
+git({"commit", "-q", "-m", "oops"}, dir .. "/agent")
+r = git({"push", "-q", "origin", "main"}, dir .. "/agent", true)
+T.isnt(r.status, 0, "a push with an AWS key is refused")
+T.like(r.stderr, "push rejected: aws_access_key in creds.txt", "the message names the detector and the file")
+T.unlike(r.stderr, key, "and never the value")
+T.is(head(dir .. "/upstream.git", "main"), clean, "the upstream never got it")
+git({"reset", "-q", "--hard", "HEAD~1"}, dir .. "/agent")
+git({"commit", "-q", "--allow-empty", "-m", "token ghp_" .. string.rep("a", 36)}, dir .. "/agent")
+r = git({"push", "-q", "origin", "main"}, dir .. "/agent", true)
+T.like(r.stderr, "github_token in the message of commit", "a commit message is scanned too")
+git({"reset", "-q", "--hard", "HEAD~1"}, dir .. "/agent")
 
 -- refused: deletion, forced update, refs outside heads/tags
 r = git({"push", "-q", "origin", ":keep"}, dir .. "/agent", true)

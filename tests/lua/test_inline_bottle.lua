@@ -19,6 +19,17 @@ T.is(p.slug, "demo-abc123", "plan.build takes it")
 T.raises(function() bottle.inline("agent: [", "x", "<x>.yaml") end, "manifest", "^<x>%.yaml:", "bad YAML: manifest error naming the label")
 T.raises(function() bottle.inline("egress: { routes: 3 }\n", "x") end, "manifest", "<inline bottle x>%.yaml", "invalid bottle: manifest error")
 T.raises(function() bottle.inline("extends: base\n", "x") end, "manifest", "cannot extend", "extends refused")
+do
+  -- bot-bottle's forms load inline too, each field cork cannot use a warning
+  local log = require "cork.log"
+  local warn, said = log.warn, {}
+  log.warn = function(msg) said[#said + 1] = msg end
+  local ok, bb = pcall(bottle.inline, "agent_provider: {template: codex, dockerfile: ./D}\n", "bb", "<bb>.yaml")
+  log.warn = warn
+  T.is(ok and bb.agent.provider, "codex", "inline: agent_provider.template")
+  T.same(said, { "<bb>.yaml:1:35: agent_provider.dockerfile: cork does not build agent images; not used "
+    .. "(give agent.image for docker, agent.from for smolmachines)" }, "inline: the warning is said")
+end
 
 local o = bottle.parse({ "--detach", { bottle = b } }, "docker")
 T.is(o.inline_bottle, b, "parse: the table's bottle becomes opts.inline_bottle")

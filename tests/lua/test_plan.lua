@@ -289,4 +289,30 @@ end
 plan.ca_minted(p, "pipelock", {cert = "/x/ca.pem", key = "/x/ca-key.pem"})
 T.same(p.bundle.mounts[#p.bundle.mounts], {source = "/x/ca-key.pem", target = "/etc/cork/pipelock/ca/ca-key.pem", read_only = true},
   "minted CA mounted")
+-- bundle.extra_hosts / extra_ca / ip_allowlist: the bundle's way to real upstreams
+do
+  local tmp = cork.fs.tempdir("cork-plan-extra")
+  cork.fs.write(tmp .. "/ca.pem", "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n")
+  cork.fs.write(tmp .. "/not.pem", "hello\n")
+  local function with(bundle_yaml)
+    local b = require("cork.bottle").inline("agent: { provider: custom, image: x, command: [sh] }\nbundle: "
+      .. bundle_yaml .. "\n", "b", tmp .. "/b.yaml")
+    b.file = tmp .. "/b.yaml"
+    return plan.build(b, nil, {env = env, suffix = "abc123", subnets = function() return {} end})
+  end
+  local q = with('{extra_hosts: ["api.test:10.1.2.3"], extra_ca: ca.pem, ip_allowlist: ["10.1.2.0/24"]}')
+  T.same(q.bundle.extra_hosts, {"api.test:10.1.2.3"}, "bundle.extra_hosts reach the bundle container")
+  T.is(q.bundle.extra_ca, tmp .. "/ca.pem", "bundle.extra_ca is resolved against the bottle file")
+  local found
+  for _, m in ipairs(q.bundle.mounts) do if m.target == "/etc/cork/bundle/extra-ca.pem" then found = m end end
+  T.same(found, {source = tmp .. "/ca.pem", target = "/etc/cork/bundle/extra-ca.pem", read_only = true},
+    "and mounted at /etc/cork/bundle/extra-ca.pem")
+  T.same(cork.yaml.decode(q.proxy_plan.config).ssrf, {ip_allowlist = {"10.1.2.0/24"}},
+    "bundle.ip_allowlist becomes pipelock's ssrf.ip_allowlist")
+  T.is(cork.yaml.decode(p.proxy_plan.config).ssrf, nil, "no ssrf key without it")
+  T.raises(function() with("{extra_ca: missing.pem}") end, "not_found", "bundle.extra_ca: .*missing.pem: no such file",
+    "a missing extra_ca fails the plan")
+  T.raises(function() with("{extra_ca: not.pem}") end, "invalid", "holds no PEM certificate", "so does a non-PEM file")
+  cork.fs.remove(tmp, {recursive = true})
+end
 T.done()

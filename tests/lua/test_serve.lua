@@ -163,14 +163,25 @@ r = s:request("ls", "ls")
 local found
 for _, b in ipairs(r and r.result and r.result.bottles or {}) do if b.slug == slug then found = b end end
 T.ok(found ~= nil, "ls: the bottle is listed")
--- (a first event may catch the journal half-written; a later one completes it)
-local seen = s:find(function(m) return m.id == "w" and m.event == "bottle" and m.slug == slug and m.backend == "docker" end)
+-- (a first event may catch the launch under way; a later one has the state ls gave)
+local seen = s:find(function(m)
+  return m.id == "w" and m.event == "bottle" and m.slug == slug and m.backend == "docker"
+    and m.status == (found and found.status)
+end)
 T.is(seen and seen.status, found and found.status, "ls watch: a bottle event for the new bottle, as ls lists it")
 T.is(found and found.event, nil, "ls: rows are plain")
 r = s:request("att", "attach_command", { slug = slug })
 T.same(r and r.result, { slug = slug, argv = { "echo", "attached", slug } }, "attach_command: the argv to run")
 r = s:request("att2", "attach_command", { slug = "no-such-bottle" })
 T.is(r and r.error and r.error.kind, "not_found", "attach_command of an unknown bottle: not_found")
+-- supervise_pending: a request in the bottle's queue keeps its own id
+fs.mkdir(state .. "/cork/" .. slug .. "/supervise/queue", tonumber("0700", 8))
+fs.write(state .. "/cork/" .. slug .. "/supervise/queue/q1.json",
+  '{"id":"q1","kind":"allowlist","host":"pypi.org","justification":"pip","created":1}')
+r = s:request("svp", "supervise_pending", { slug = slug })
+local q = r and r.result and r.result.requests and r.result.requests[1]
+T.is(q and q.id, "q1", "supervise_pending: the request's own id is in the result")
+T.is(q and q.host, "pypi.org", "supervise_pending: and its fields")
 r = s:request("down", "down", { slugs = { slug } })
 T.is(r and r.result and r.result.down and r.result.down[1] and r.result.down[1].slug, slug, "down: result")
 T.ok(not fs.exists(state .. "/cork/" .. slug), "down: the bottle's state is gone")

@@ -2,6 +2,7 @@
 -- (supervise_pending, supervise_decide), for the plugin's :Cork supervise
 -- tests while no real bundle answers. Run as
 --   cork script tests/nvim/fake_supervise_serve.lua serve --stdio
+-- With CORK_FAKE_NO_SUPERVISE set, it knows no method (an older cork).
 -- Decisions are appended to $CORK_NVIM_TMP/decisions ("ID DECISION NOTE" lines).
 local json = require "cork.json"
 local pending = {
@@ -13,7 +14,9 @@ local function send(t) io.stdout:write(json.encode(t), "\n"); io.stdout:flush() 
 for line in io.lines() do
   local req = json.decode(line)
   local p = type(req.params) == "table" and req.params or {}
-  if req.method == "supervise_pending" then
+  if os.getenv("CORK_FAKE_NO_SUPERVISE") then   -- a cork from before supervise
+    send({ id = req.id, error = { kind = "unknown_method", message = ("unknown method '%s'"):format(tostring(req.method)) } })
+  elseif req.method == "supervise_pending" then
     local out = {}
     for _, r in ipairs(pending) do if not p.slug or r.slug == p.slug then out[#out + 1] = r end end
     send({ id = req.id, result = { requests = out } })   -- (an empty list is {} here: clients cope)

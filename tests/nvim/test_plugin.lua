@@ -162,21 +162,44 @@ T.run(function()
   vim.cmd("Cork recipes")
   T.ok(T.wait(function() return server.running() end, 5000), "a working cork again: the server starts")
 
+  -- supervise against the real server: a request in a bottle's queue, denied ----
+  vim.cmd("Cork ls")   -- (its watch ended with the server stopped above: this subscribes again)
+  vim.cmd("Cork run fakelaunch --slug nvim-sv-c3d4")
+  T.wait(function() return T.text(lb):find("\nnvim%-sv%-c3d4 +docker") end, 15000)
+  local queue = vim.env.XDG_STATE_HOME .. "/cork/nvim-sv-c3d4/supervise/queue"
+  vim.fn.mkdir(queue, "p")
+  vim.fn.writefile({ '{"id":"q1","kind":"allowlist","host":"pypi.org","justification":"pip install","created":1}' },
+    queue .. "/q1.json")
+  vim.cmd("Cork supervise nvim-sv-c3d4")
+  local rsb = T.wait(function() local x = T.buf("^cork://supervise$"); return x and T.text(x):find("q1") and x end, 10000)
+  T.like(rsb and T.text(rsb), "\nq1  nvim%-sv%-c3d4  allowlist +pypi%.org\n    why: pip install",
+    "supervise (real server): the pending request")
+  if rsb then
+    vim.api.nvim_set_current_win(vim.fn.bufwinid(rsb))
+    vim.api.nvim_win_set_cursor(0, { 2, 0 })
+    vim.api.nvim_feedkeys("x", "x", false)
+    T.wait(function() return T.text(rsb):find("no pending requests") end, 10000)
+    T.like(T.text(rsb), "no pending requests", "supervise (real server): x denies; none left")
+    vim.cmd("bwipeout " .. rsb)
+  end
+  local dj = vim.fn.filereadable(queue .. "/q1.decision.json") == 1 and vim.json.decode(table.concat(vim.fn.readfile(queue .. "/q1.decision.json"), "\n"))
+  T.is(dj and dj.status, "denied", "supervise (real server): the decision file the daemon reads")
+  T.ok(T.wait(function() return T.notes_like("^cork: denied q1 %(allowlist pypi%.org%)$")[1] end, 5000), "supervise (real server): the denial said")
+  vim.cmd("Cork down nvim-sv-c3d4")
+  T.wait(function() return not T.text(lb):find("nvim-sv-c3d4", 1, true) end, 15000)
+
   -- supervise: a cork whose serve has no supervise methods says so ------------
-  local real_supervise = false
+  server.stop()
+  vim.env.CORK_FAKE_NO_SUPERVISE = "1"
+  cork.setup({ cmd = { bin, "script", vim.env.CORK_ROOT .. "/tests/nvim/fake_supervise_serve.lua" } })
   n0 = #T.notes
   vim.cmd("Cork supervise")
-  local sres = server.request_sync("supervise_pending", nil, 5000)
-  if sres then
-    real_supervise = true
-    T.diag("this cork's serve has supervise_pending: the not-available test is moot")
-    vim.cmd("silent! bwipeout cork://supervise")
-  else
-    T.wait(function() return T.notes[n0 + 1] end, 2000)
-    T.like(T.notes[n0 + 1] and T.notes[n0 + 1].msg, "not available yet", "supervise: a cork without it: not available yet")
-    T.is(T.notes[n0 + 1] and T.notes[n0 + 1].level, L.WARN, "supervise: at warn level")
-    T.ok(T.buf("^cork://supervise$") == nil, "supervise: no buffer left behind")
-  end
+  T.wait(function() return T.notes[n0 + 1] end, 5000)
+  T.like(T.notes[n0 + 1] and T.notes[n0 + 1].msg, "not available yet", "supervise: a cork without it: not available yet")
+  T.is(T.notes[n0 + 1] and T.notes[n0 + 1].level, L.WARN, "supervise: at warn level")
+  T.ok(T.buf("^cork://supervise$") == nil, "supervise: no buffer left behind")
+  server.stop()
+  vim.env.CORK_FAKE_NO_SUPERVISE = nil
 
   -- supervise against a stand-in server speaking its methods ---------------------
   server.stop()

@@ -65,10 +65,14 @@ M.encode = encode
 -- argv(params) -> the cork command line after `cork --json`
 -- collect: the event folded into the result; result(items, job) -> result
 
+-- A collected event as a result item. Its own `id` stays: the child's
+-- events are not tagged (only relayed ones are), so an `id` there is the
+-- item's (a supervise request's id), and inside a result it clashes with
+-- nothing.
 local function strip(ev)
   local item = {}
   for k, v in pairs(ev) do
-    if k ~= "ts" and k ~= "event" and k ~= "level" and k ~= "step" and k ~= "id" then item[k] = v end
+    if k ~= "ts" and k ~= "event" and k ~= "level" and k ~= "step" then item[k] = v end
   end
   return item
 end
@@ -175,6 +179,29 @@ methods.run = {
     return a
   end,
   streams = true,   -- answered at once; the end is a `finished` event
+}
+
+-- the supervise queue, so an editor can show approvals
+methods.supervise_pending = {
+  params = { slug = "string" },
+  argv = function(p) return p.slug and { "supervise", "--", p.slug } or { "supervise" } end,
+  collect = "supervise_request",
+  result = function(items) return { requests = array(items) } end,
+}
+
+methods.supervise_decide = {
+  params = { id = "string", decision = "string", note = "string" },
+  required = { "id", "decision" },
+  check = function(p)
+    if p.decision ~= "approve" and p.decision ~= "deny" then return "decision is approve or deny" end
+  end,
+  argv = function(p)
+    local a = { "supervise", p.decision, "--", p.id }
+    if p.note then table.insert(a, 3, "--note"); table.insert(a, 4, p.note) end
+    return a
+  end,
+  collect = "supervise_decision",
+  result = function(items) return items[1] or {} end,
 }
 
 methods.cancel = { params = { id = "id" }, required = { "id" }, local_ = true }

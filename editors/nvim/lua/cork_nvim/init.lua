@@ -519,7 +519,8 @@ local HANDLERS = {
 }
 
 function M.command(o)
-  local args = vim.split(o.args or "", "%s+", { trimempty = true })
+  -- fargs: split as Neovim does for -nargs=* ("\ " keeps a space in an argument)
+  local args = o.fargs and vim.deepcopy(o.fargs) or vim.split(o.args or "", "%s+", { trimempty = true })
   local sub = table.remove(args, 1)
   local h = sub and HANDLERS[sub]
   if not h then

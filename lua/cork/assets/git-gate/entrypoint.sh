@@ -54,8 +54,11 @@ while IFS="$tab" read -r name url key known; do
 		git -C "$repo" config core.sshCommand "$(ssh_command "$key" "$known")"
 	fi
 	if ! git -C "$repo" fetch --quiet --prune origin; then
-		echo "git-gate: $name: first fetch from the upstream failed" >&2
-		exit 1
+		# one unreachable upstream must not take the others (or the bundle)
+		# down: serve what the mirror has; the access hook fetches again
+		# before every clone or fetch
+		echo "git-gate: $name: first fetch from the upstream failed; serving the mirror as it is" >&2
+		continue
 	fi
 	# the mirror's HEAD follows the upstream's default branch, so clones check it out
 	head=$(git -C "$repo" ls-remote --symref origin HEAD | sed -n 's/^ref: \(refs\/heads\/[^	]*\)	HEAD$/\1/p')
