@@ -92,9 +92,13 @@ local function reservations()
   local out, dir = {}, res_dir()
   if not fs.exists(dir) then return out end
   for _, ip in ipairs(fs.list(dir)) do
-    local slug = (fs.read(dir .. "/" .. ip):match("^(%S+)"))
-    if slug and fs.exists(journal.path(slug)) then out[ip] = slug
-    else fs.remove(dir .. "/" .. ip, { missing_ok = true }) end
+    -- (only addresses: IP.tmp.XXXXXX is another launch's write in progress)
+    if ip:match("^%d+%.%d+%.%d+%.%d+$") then
+      local ok, text = pcall(fs.read, dir .. "/" .. ip)
+      local slug = ok and text:match("^(%S+)") or nil
+      if slug and fs.exists(journal.path(slug)) then out[ip] = slug
+      elseif ok then fs.remove(dir .. "/" .. ip, { missing_ok = true }) end
+    end
   end
   return out
 end
@@ -199,8 +203,12 @@ end
 function M.up(ip, slug)
   M.guard(ip, slug)
   local path = res_dir() .. "/" .. ip
-  fs.write(path, slug .. "\nup\n", { mode = 384 })
+  do
+    local lk <close> = fs.lock(journal.root() .. "/aliases.lock", { timeout = 60 })
+    fs.write(path, slug .. "\nup\n", { mode = 384 })
+  end
   if not require("cork.net").alias_add(M.IFACE, ip) then
+    local lk <close> = fs.lock(journal.root() .. "/aliases.lock", { timeout = 60 })
     fs.write(path, slug .. "\n", { mode = 384 })
     cork.error("exists", ("address %s is already on %s: another process took it between reserving and adding "
       .. "it; launch again"):format(ip, M.IFACE), { alias = ip })
