@@ -33,7 +33,9 @@ CFLAGS   ?= -O2 -g
 SAN      ?=
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Isrc -Iinclude -I$(BUILD) \
               $(shell pkg-config --cflags $(PKG_NAMES) 2>/dev/null) -DCORK_VERSION='"$(VERSION)"'
-LIBS        = $(shell pkg-config --libs $(PKG_NAMES) 2>/dev/null) -lm -lpthread
+# libcurl is not linked: cork.docker loads it (dlopen) on first use, so a
+# process that never talks to Docker does not map it (src/docker_transport.c)
+LIBS        = $(shell pkg-config --libs $(filter-out libcurl,$(PKG_NAMES)) 2>/dev/null) -lm -lpthread -ldl
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 
 RUNTIME_SRC := runtime error auxlib
@@ -156,7 +158,9 @@ fuzz:
 check-docs:
 	$(Q)tests/cli/docs.sh
 
-bench: all
+bench:
+	$(Q)tools/deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run-all $(BUILD)
 
 deps:

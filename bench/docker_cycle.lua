@@ -10,6 +10,7 @@
 local N = tonumber(arg and arg[1]) or 10
 local fs, proc, json = cork.fs, cork.proc, require "cork.json"
 local root = os.getenv("CORK_ROOT") or "."
+local summary = dofile(root .. "/bench/lib/summary.lua")
 local host = os.getenv("DOCKER_HOST") or ""
 local sock = host:match("^unix://(.+)$")
 if not sock then print("SKIP: docker_cycle needs DOCKER_HOST=unix://... (bench/run-all starts a private engine)"); return 0 end
@@ -145,6 +146,9 @@ local cork_w = ways[1]
 for k = 2, #ways do
   local w = ways[k]
   print(("  cork / %-18s wall %.2f   client CPU %.3f"):format(w.name, cork_w.m / w.m, cork_w.c / w.c))
+  if w.name == "docker CLI" then
+    summary.ratio("docker cycle: client CPU", "the docker CLI's", cork_w.c, w.c, nil)
+  end
 end
 print("  (client CPU: cork's own process; the curl or docker processes of a cycle (bash `times`), not bash itself)")
 return 0

@@ -1,20 +1,34 @@
--- launch: the docker recipe's launch-to-ready and teardown, against the
--- floor: the same Docker operations issued back to back through cork.docker
--- by a minimal script (networks, bundle, agent, the seal container, three
--- execs; then removals). Interleaved runs; medians; ratios. The images are
--- cork.standin's (built once per engine).
+-- launch: the docker recipe's launch-to-ready (`cork run docker --detach`)
+-- and teardown (`cork down SLUG`), each against its floor: the very Docker
+-- calls that cork made (recorded once by bench/lib/steps.lua, then replayed
+-- back to back from this process by bench/lib/replay.lua, with the same
+-- names, bodies and execs). Interleaved cycles; medians; ratios. Also the
+-- CPU and the peak RSS of the cork processes (cork.proc.run's rusage), and
+-- where teardown's time goes, step by step (traced runs, apart from the
+-- timed ones). The images are cork.standin's (built once per engine).
+--   cork script bench/launch.lua [N=5] [PROFILE_RUNS=3]
 local N = tonumber(arg[1]) or 5
+local P = tonumber(arg[2]) or 3
 local BIN = os.getenv("CORK_BIN")
-local fs = cork.fs
+local root = os.getenv("CORK_ROOT") or "."
+local fs, json = cork.fs, require "cork.json"
+local summary = dofile(root .. "/bench/lib/summary.lua")
+local replay = dofile(root .. "/bench/lib/replay.lua")
 
 local ok_d, d = pcall(function() return cork.docker.connect() end)
-if not ok_d or not pcall(d.ping, d) then print("SKIP: no Docker engine"); return 0 end
+if not ok_d or not pcall(d.ping, d) then
+  print("SKIP: no Docker engine")
+  summary.skip("docker recipe", "no Docker engine")
+  return 0
+end
 local ok_s, standin = pcall(require, "cork.standin")
 if not ok_s then print("SKIP: cork.standin not available: " .. tostring(standin)); return 0 end
 local bundle_image = standin.bundle_image(d)
 local agent_image = standin.agent_image(d)
 
 local home = fs.tempdir("cork-bench-launch")
+local s <close> = cork.scope("bench launch")
+s:defer(function() fs.remove(home, { recursive = true, missing_ok = true }) end)
 fs.mkdir(home .. "/config/cork/bottles", 448)
 fs.write(home .. "/config/cork/bottles/bench.yaml", ([[
 agent:
@@ -27,84 +41,118 @@ egress:
   routes:
     - { host: api.example.invalid, auth: bearer, token_ref: CORK_BENCH_TOKEN }
 ]]):format(agent_image, bundle_image))
-local env = { XDG_CONFIG_HOME = home .. "/config", XDG_STATE_HOME = home .. "/state", CORK_BENCH_TOKEN = "bench-token" }
+local env = { XDG_CONFIG_HOME = home .. "/config", XDG_STATE_HOME = home .. "/state", CORK_BENCH_TOKEN = "bench-token",
+  CORK_SMOLVM = false }
+local UP = { "-q", "run", "docker", "--bottle", "bench", "--detach" }
 
-local function cpu_self()
-  local st = fs.read("/proc/self/stat"):match("%) (.*)")
-  local f = {}
-  for x in st:gmatch("%S+") do f[#f + 1] = x end
-  return (tonumber(f[12]) + tonumber(f[13])) / 100    -- utime + stime, in ticks of 10 ms
-end
-
--- one cork launch + down, timed; CPU of the cork processes from `times`
-local function cork_cycle()
+local function cork_run(argv)
+  local a = { BIN }
+  for _, x in ipairs(argv) do a[#a + 1] = x end
   local t0 = cork.time()
-  local r = cork.proc.run({ "sh", "-c", '"$0" -q run docker --bottle bench --detach && times', BIN },
-    { env = env, timeout = 120 })
-  local t1 = cork.time()
-  assert(r.status == 0, "launch failed: " .. r.stderr)
-  local slug = r.stdout:match("^(%S+)\n")   -- --detach prints the slug
-  local r2 = cork.proc.run({ "sh", "-c", '"$0" -q down "$1" && times', BIN, slug }, { env = env, timeout = 120 })
-  local t2 = cork.time()
-  assert(r2.status == 0, "down failed: " .. r2.stderr)
-  local function child_cpu(out)
-    local u, us, s, ss = out:match("\n(%d+)m([%d.]+)s (%d+)m([%d.]+)s%s*$")
-    return (tonumber(u) * 60 + tonumber(us)) + (tonumber(s) * 60 + tonumber(ss))
-  end
-  return t1 - t0, t2 - t1, child_cpu(r.stdout) + child_cpu(r2.stdout)
+  local r = cork.proc.run(a, { env = env, timeout = 120 })
+  local dt = cork.time() - t0
+  assert(r.status == 0, table.concat(argv, " ") .. " failed: " .. r.stderr)
+  return dt, r
 end
 
--- the floor: the same operations, back to back, no recipe
-local function floor_cycle(i)
-  local c0 = cpu_self()
+-- a traced run: bench/lib/steps.lua around the command; its JSON, plus the
+-- process's start (exec, loader, runtime, until the script's first line)
+-- and end (closing the Lua state, exit) from the wall time around it
+local function traced(argv)
+  local out = home .. "/steps.json"
+  local a = { "-q", "script", root .. "/bench/lib/steps.lua", out }
+  for _, x in ipairs(argv) do if x ~= "-q" then a[#a + 1] = x end end
   local t0 = cork.time()
-  d:image_inspect(bundle_image); d:image_inspect(agent_image)
-  d:networks(); d:networks()
-  local n1, n2 = "cork-floor-" .. i .. "-net", "cork-floor-" .. i .. "-int"
-  d:network_create({ name = n1, subnet = "10.231." .. i .. ".0/24", gateway = "10.231." .. i .. ".1" })
-  d:network_create({ name = n2, subnet = "10.232." .. i .. ".0/24", gateway = "10.232." .. i .. ".1", internal = true })
-  d:container_create({ name = "cork-floor-" .. i .. "-bundle", image = bundle_image,
-    env = { CORK_DAEMONS = "pipelock,egress", EGRESS_TOKEN_1 = "x" },
-    networks = { { name = n1, ip = "10.231." .. i .. ".2" }, { name = n2, ip = "10.232." .. i .. ".2" } } })
-  d:container_start("cork-floor-" .. i .. "-bundle")
-  d:container_create({ name = "cork-floor-" .. i .. "-agent", image = agent_image,
-    entrypoint = { "/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done" },
-    cmd = { "x" }, networks = { { name = n2 } } })
-  d:container_start("cork-floor-" .. i .. "-agent")
-  -- the seal: a short-lived container in the agent's network namespace
-  -- drops its default route (as the docker recipe's seal step does)
-  local ainfo = d:container_inspect("cork-floor-" .. i .. "-agent")
-  local seal = "cork-floor-" .. i .. "-seal"
-  d:request("POST", "/containers/create", { query = { name = seal }, body = {
-    Image = bundle_image, User = "0",
-    Entrypoint = { "/bin/sh", "-c", 'ip route del default 2>/dev/null; ip route add prohibit "$0/32"', "10.232." .. i .. ".1" },
-    HostConfig = { NetworkMode = "container:" .. ainfo.Id, CapDrop = { "ALL" }, CapAdd = { "NET_ADMIN" },
-      SecurityOpt = { "no-new-privileges" } } } })
-  d:container_start(seal)
-  d:container_wait(seal)
-  d:container_remove(seal)
-  d:exec("cork-floor-" .. i .. "-agent", { "sh", "-c", "mkdir -p /home/agent" })
-  d:exec("cork-floor-" .. i .. "-agent", { "sh", "-c", "cat > /tmp/ca.crt" }, { stdin = "x" })
-  d:exec("cork-floor-" .. i .. "-agent", { "sh", "-c", "exit 0" })
+  local _, r = cork_run(a)
   local t1 = cork.time()
-  d:container_remove("cork-floor-" .. i .. "-agent", { force = true })
-  d:container_remove("cork-floor-" .. i .. "-bundle", { force = true })
-  d:network_remove(n2); d:network_remove(n1)
-  local t2 = cork.time()
-  return t1 - t0, t2 - t1, cpu_self() - c0
+  local st = json.decode(fs.read(out))
+  st.wall, st.start, st.exit = t1 - t0, st.t_start - t0, t1 - st.t_end
+  st.stdout = r.stdout
+  return st
 end
 
-local function median(t) table.sort(t); return t[(#t + 1) // 2] end
-local cu, cd, cc, fu, fd, fc = {}, {}, {}, {}, {}, {}
-cork_cycle()   -- warm up
+-- the recording (also the warm-up): one traced launch and down; the state
+-- dir is copied before the down removes it (the bundle's mounts name files
+-- in it, and the replayed creates need them)
+local rec_up = traced(UP)
+local slug = rec_up.stdout:match("^(%S+)\n")   -- --detach prints the slug
+local state_dir = home .. "/state/cork/" .. slug
+local state_copy = home .. "/state-copy"
+assert(cork.proc.run({ "cp", "-a", state_dir, state_copy }).status == 0, "cannot copy " .. state_dir)
+local rec_down = traced({ "down", slug })
+local subst = { [state_dir] = state_copy }
+local function floor_cycle()
+  local ids = {}
+  local c0 = os.clock()
+  local up = replay(d, rec_up.calls, { ids = ids, subst = subst })
+  local down, per = replay(d, rec_down.calls, { ids = ids, subst = subst })
+  return up, down, os.clock() - c0, per
+end
+floor_cycle()   -- warm up the replay too
+
+local function median(t) local c = { table.unpack(t) }; table.sort(c); return c[(#c + 1) // 2] end
+local cu, cd, cc, fu, fd, fc, rss = {}, {}, {}, {}, {}, {}, {}
+local floor_steps = {}
 for i = 1, N do
-  cu[i], cd[i], cc[i] = cork_cycle()
-  fu[i], fd[i], fc[i] = floor_cycle(i)
+  local up, r = cork_run(UP)
+  local sl = r.stdout:match("^(%S+)\n")
+  local down, r2 = cork_run({ "-q", "down", sl })
+  cu[i], cd[i] = up, down
+  cc[i] = r.rusage.user + r.rusage.system + r2.rusage.user + r2.rusage.system
+  rss[i] = r.rusage.max_rss
+  local per
+  fu[i], fd[i], fc[i], per = floor_cycle()
+  for k, p in ipairs(per) do
+    floor_steps[k] = floor_steps[k] or { name = p.name, ms = {} }
+    floor_steps[k].ms[i] = p.ms
+  end
 end
-fs.remove(home, { recursive = true })
 local a, b, c = median(cu), median(cd), median(cc)
 local x, y, z = median(fu), median(fd), median(fc)
-print(("docker recipe, %d interleaved cycles, medians"):format(N))
-print(("  launch to ready  cork %6.0f ms   floor %6.0f ms   ratio %.2f"):format(a * 1e3, x * 1e3, a / x))
-print(("  teardown         cork %6.0f ms   floor %6.0f ms   ratio %.2f"):format(b * 1e3, y * 1e3, b / y))
-print(("  CPU (cork procs) cork %6.0f ms   floor %6.0f ms   (floor: one process, no CA minting, no exec of cork)"):format(c * 1e3, z * 1e3))
+print(("docker recipe, %d interleaved cycles, medians; floor: cork's own %d + %d Docker calls, replayed back to back")
+  :format(N, #rec_up.calls, #rec_down.calls))
+print(("  launch to ready  cork %6.0f ms   floor %6.0f ms   ratio %.3f   (+%.0f ms)"):format(a * 1e3, x * 1e3, a / x,
+  (a - x) * 1e3))
+print(("  teardown         cork %6.0f ms   floor %6.0f ms   ratio %.3f   (+%.0f ms)"):format(b * 1e3, y * 1e3, b / y,
+  (b - y) * 1e3))
+print(("  CPU              cork %6.0f ms   floor %6.0f ms   (cork: both processes, rusage; floor: this process)")
+  :format(c * 1e3, z * 1e3))
+table.sort(rss)
+print(("  peak RSS of `cork run docker --detach`: median %.1f MiB, max %.1f MiB"):format(
+  rss[(#rss + 1) // 2] / 1024, rss[#rss] / 1024))
+summary.ratio("docker recipe: launch to ready", "its Docker calls", a, x, 1.05)
+summary.ratio("docker recipe: teardown", "its Docker calls", b, y, 1.05)
+summary.value("peak RSS, cork run docker --detach", rss[#rss] * 1024, 10 * 2 ^ 20)
+
+-- ---- where teardown's time goes ---------------------------------------------
+-- P traced launch + down cycles (not the timed ones above): the down's steps
+-- (medians), beside the floor's calls (medians over the timed cycles).
+local prof = {}
+local function add(name, ms)
+  for _, p in ipairs(prof) do if p.name == name then p.ms[#p.ms + 1] = ms; return end end
+  prof[#prof + 1] = { name = name, ms = { ms } }
+end
+for _ = 1, P do
+  local t = traced(UP)
+  local sl = t.stdout:match("^(%S+)\n")
+  local dn = traced({ "down", sl })
+  add("process start (exec, loader, runtime)", dn.start * 1e3)
+  local timed_ms = 0
+  for _, st in ipairs(dn.steps) do
+    add(("%s (x%d)"):format(st.name, st.n), st.ms)
+    timed_ms = timed_ms + st.ms
+  end
+  add("Lua (modules, journal, logic)", (dn.t_end - dn.t_start) * 1e3 - timed_ms)
+  add("process exit", dn.exit * 1e3)
+  add("total (traced)", dn.wall * 1e3)
+end
+print(("teardown, step by step: `cork down` (%d traced runs, medians) and its floor (%d timed cycles)"):format(P, N))
+for _, p in ipairs(prof) do print(("  cork   %-44s %8.1f ms"):format(p.name, median(p.ms))) end
+local ftotal = 0
+for _, p in ipairs(floor_steps) do
+  local m = median(p.ms)
+  ftotal = ftotal + m
+  print(("  floor  %-44s %8.1f ms"):format("docker " .. p.name, m))
+end
+print(("  floor  %-44s %8.1f ms"):format("total", ftotal))
+return 0

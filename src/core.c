@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include <curl/curlver.h>
 #include <openssl/crypto.h>
 #include <yaml.h>
 
@@ -227,7 +227,9 @@ static int core_versions(lua_State *L)
 	lua_setfield(L, -2, "cork");
 	lua_pushstring(L, LUA_RELEASE);
 	lua_setfield(L, -2, "lua");
-	lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+	/* the libcurl cork was built against: it is loaded on first use (by
+	 * docker.connect), and `cork version` must not load it */
+	lua_pushstring(L, LIBCURL_VERSION);
 	lua_setfield(L, -2, "libcurl");
 	lua_pushstring(L, yaml_get_version_string());
 	lua_setfield(L, -2, "libyaml");

@@ -22,7 +22,6 @@
  * and error kind.
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,22 +369,11 @@ static const luaL_Reg client_metamethods[] = {
 	{NULL, NULL}
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 
 int luaopen_cork__docker(lua_State *L)
 {
-	/* libcurl's one process-wide init, once, even when runtimes on several
-	 * threads load cork.docker at the same moment. */
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK)
-		return luaL_error(L, "cork._docker: libcurl failed to initialise");
+	/* libcurl is loaded by docker.connect, not here: requiring the module
+	 * costs nothing to a process that never talks to Docker */
 	luaL_newmetatable(L, ARRAY_MT);
 	lua_pop(L, 1);
 	/* JSON answers: the runtime's lua-cjson */

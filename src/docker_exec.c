@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <openssl/ssl.h>
 
 #include "docker_priv.h"
 
@@ -150,7 +149,7 @@ static int hj_close_write(client *c, curl_socket_t fd)
 	if (c->tls) {
 		struct curl_tlssessioninfo *ti = NULL;
 		if (curl_easy_getinfo(c->hj, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || !ti ||
-		    ti->backend != CURLSSLBACKEND_OPENSSL || !ti->internals)
+		    ti->backend != CURLSSLBACKEND_OPENSSL || !ti->internals || !dk_curl.ssl_shutdown)
 			return -3;
 		SSL *ssl = ti->internals;
 		int rc, tries = 0;

@@ -26,7 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* libcurl is not linked: it is loaded on first use (below), so a process
+ * that never talks to Docker does not map it and its ~25 libraries. The
+ * type-checking macros of curl.h would shadow the pointers' names. */
+#define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -162,6 +167,80 @@ struct sink {
 	int regular;            /* fd is a regular file (removed on failure) */
 	long long bytes;
 };
+
+/* ---- libcurl, loaded on first use (docker_transport.c) -------------------- */
+
+/* The soname cork loads (CORK_LIBCURL in the environment overrides it), and
+ * the Debian package that provides it, for the error when it is missing. */
+#define DK_STR_(x) #x
+#define DK_STR(x) DK_STR_(x)
+#ifndef CORK_LIBCURL_SONAME
+#define CORK_LIBCURL_SONAME "libcurl.so.4"
+#endif
+#ifndef CORK_LIBCURL_PACKAGE
+#define CORK_LIBCURL_PACKAGE "libcurl4"
+#endif
+
+struct dk_curl_api {
+	CURLcode (*global_init)(long);
+	curl_version_info_data *(*version_info)(CURLversion);
+	CURL *(*easy_init)(void);
+	void (*easy_cleanup)(CURL *);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	CURLcode (*easy_perform)(CURL *);
+	void (*easy_reset)(CURL *);
+	CURLcode (*easy_send)(CURL *, const void *, size_t, size_t *);
+	CURLcode (*easy_recv)(CURL *, void *, size_t, size_t *);
+	const char *(*easy_strerror)(CURLcode);
+	CURLM *(*multi_init)(void);
+	CURLMcode (*multi_cleanup)(CURLM *);
+	CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+	CURLMcode (*multi_perform)(CURLM *, int *);
+	CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd *, unsigned int, int, int *);
+	CURLMsg *(*multi_info_read)(CURLM *, int *);
+	const char *(*multi_strerror)(CURLMcode);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+	/* OpenSSL's libssl as libcurl loaded it (the exec half-close over TLS);
+	 * NULL when libcurl's TLS library is another */
+	int (*ssl_shutdown)(SSL *);
+	int (*ssl_get_error)(const SSL *, int);
+};
+extern struct dk_curl_api dk_curl;
+
+/* Loads libcurl and runs its global init, once per process (thread-safe);
+ * raises kind "not_found" (naming the library and its Debian package) or
+ * "io" when it cannot. Every path to libcurl starts at docker.connect. */
+void dk_curl_load(lua_State *L);
+
+/* (curl.h defines these two as macros of themselves) */
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#define curl_global_init (*dk_curl.global_init)
+#define curl_version_info (*dk_curl.version_info)
+#define curl_easy_init (*dk_curl.easy_init)
+#define curl_easy_cleanup (*dk_curl.easy_cleanup)
+#define curl_easy_setopt (*dk_curl.easy_setopt)
+#define curl_easy_getinfo (*dk_curl.easy_getinfo)
+#define curl_easy_perform (*dk_curl.easy_perform)
+#define curl_easy_reset (*dk_curl.easy_reset)
+#define curl_easy_send (*dk_curl.easy_send)
+#define curl_easy_recv (*dk_curl.easy_recv)
+#define curl_easy_strerror (*dk_curl.easy_strerror)
+#define curl_multi_init (*dk_curl.multi_init)
+#define curl_multi_cleanup (*dk_curl.multi_cleanup)
+#define curl_multi_add_handle (*dk_curl.multi_add_handle)
+#define curl_multi_remove_handle (*dk_curl.multi_remove_handle)
+#define curl_multi_perform (*dk_curl.multi_perform)
+#define curl_multi_poll (*dk_curl.multi_poll)
+#define curl_multi_info_read (*dk_curl.multi_info_read)
+#define curl_multi_strerror (*dk_curl.multi_strerror)
+#define curl_slist_append (*dk_curl.slist_append)
+#define curl_slist_free_all (*dk_curl.slist_free_all)
+#define SSL_shutdown (*dk_curl.ssl_shutdown)
+#define SSL_get_error (*dk_curl.ssl_get_error)
 
 /* ---- docker_transport.c -------------------------------------------------- */
 

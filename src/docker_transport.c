@@ -7,8 +7,10 @@
  * progress function), the errors of transport failures and HTTP statuses
  * (with redaction), paths and queries, and docker.connect.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +22,86 @@
 #include <unistd.h>
 
 #include "docker_priv.h"
+
+/* ---- libcurl, loaded on first use ------------------------------------- */
+
+struct dk_curl_api dk_curl;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static const char *curl_lib;            /* what was loaded (or tried) */
+static char curl_err[512];              /* why it failed, or "" */
+static int curl_missing;                /* the library itself is not there */
+
+static void curl_load_once(void)
+{
+	const char *env = getenv("CORK_LIBCURL");
+	curl_lib = env && *env ? env : CORK_LIBCURL_SONAME;
+	/* RTLD_LOCAL: libcurl's symbols (and its TLS library's) stay out of the
+	 * global namespace, so an embedder's own libcurl never meets this one */
+	void *h = dlopen(curl_lib, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		const char *e = dlerror();
+		snprintf(curl_err, sizeof curl_err, "%s", e ? e : "dlopen failed");
+		curl_missing = 1;
+		return;
+	}
+	static const struct { const char *name; size_t off; } syms[] = {
+#define SYM(f, n) { n, offsetof(struct dk_curl_api, f) }
+		SYM(global_init, "curl_global_init"), SYM(version_info, "curl_version_info"),
+		SYM(easy_init, "curl_easy_init"), SYM(easy_cleanup, "curl_easy_cleanup"),
+		SYM(easy_setopt, "curl_easy_setopt"), SYM(easy_getinfo, "curl_easy_getinfo"),
+		SYM(easy_perform, "curl_easy_perform"), SYM(easy_reset, "curl_easy_reset"),
+		SYM(easy_send, "curl_easy_send"), SYM(easy_recv, "curl_easy_recv"),
+		SYM(easy_strerror, "curl_easy_strerror"), SYM(multi_init, "curl_multi_init"),
+		SYM(multi_cleanup, "curl_multi_cleanup"), SYM(multi_add_handle, "curl_multi_add_handle"),
+		SYM(multi_remove_handle, "curl_multi_remove_handle"),
+		SYM(multi_perform, "curl_multi_perform"), SYM(multi_poll, "curl_multi_poll"),
+		SYM(multi_info_read, "curl_multi_info_read"), SYM(multi_strerror, "curl_multi_strerror"),
+		SYM(slist_append, "curl_slist_append"), SYM(slist_free_all, "curl_slist_free_all"),
+#undef SYM
+	};
+	struct dk_curl_api api;
+	memset(&api, 0, sizeof api);
+	for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+		void *f = dlsym(h, syms[i].name);
+		if (!f) {
+			snprintf(curl_err, sizeof curl_err, "%s has no %s (libcurl 7.66 or later is needed)",
+			         curl_lib, syms[i].name);
+			dlclose(h);
+			return;
+		}
+		memcpy((char *)&api + syms[i].off, &f, sizeof f);
+	}
+	/* libssl, when libcurl brought OpenSSL's in (RTLD_NOLOAD: never load it
+	 * for this); otherwise the exec half-close over TLS says it cannot */
+	void *ssl = dlopen("libssl.so." DK_STR(OPENSSL_VERSION_MAJOR), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+	if (ssl) {
+		void *f1 = dlsym(ssl, "SSL_shutdown"), *f2 = dlsym(ssl, "SSL_get_error");
+		if (f1 && f2) {
+			memcpy(&api.ssl_shutdown, &f1, sizeof f1);
+			memcpy(&api.ssl_get_error, &f2, sizeof f2);
+		}
+	}
+	/* libcurl's one process-wide init, once, even when runtimes on several
+	 * threads connect at the same moment; the handle stays open for good */
+	CURLcode rc = api.global_init(CURL_GLOBAL_DEFAULT);
+	if (rc != CURLE_OK) {
+		snprintf(curl_err, sizeof curl_err, "curl_global_init failed (%d)", (int)rc);
+		return;
+	}
+	dk_curl = api;
+}
+
+void dk_curl_load(lua_State *L)
+{
+	pthread_once(&curl_once, curl_load_once);
+	if (dk_curl.easy_init)
+		return;
+	if (curl_missing)
+		cork_raise(L, "not_found", "cannot load %s, which cork uses to talk to Docker: %s "
+		           "(install the Debian package %s)", curl_lib, curl_err, CORK_LIBCURL_PACKAGE);
+	cork_raise(L, "io", "cannot use %s: %s", curl_lib, curl_err);
+}
 
 /* ---- the client -------------------------------------------------------- */
 
@@ -742,6 +824,7 @@ int docker_connect(lua_State *L)
 		}
 	}
 
+	dk_curl_load(L);
 	client *c = lua_newuserdatauv(L, sizeof *c, 0);
 	memset(c, 0, sizeof *c);
 	c->closed = 1;

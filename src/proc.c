@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -361,6 +362,7 @@ struct run {
 	size_t in_len, in_off;
 	double deadline, kill_at, grace;
 	struct outbuf *bo, *be;
+	struct rusage ru;   /* what the child used (wait4) */
 };
 
 /* Pipes (stdin when given, stdout/stderr when captured), then the child.
@@ -471,7 +473,7 @@ static void run_wait(lua_State *L, struct run *u)
 		if (u->perr[0] >= 0) { fds[nf].fd = u->perr[0]; fds[nf].events = POLLIN; nf++; }
 		if (u->pin[1] >= 0) { fds[nf].fd = u->pin[1]; fds[nf].events = POLLOUT; nf++; }
 		npipes = nf;
-		if (!u->exited && waitpid(u->pid, &u->st, WNOHANG) == u->pid)
+		if (!u->exited && wait4(u->pid, &u->st, WNOHANG, &u->ru) == u->pid)
 			u->exited = 1;
 		if (u->exited && npipes == 0)
 			break;
@@ -532,8 +534,17 @@ static int proc_run(lua_State *L)
 	if (u.interactive && cork_interrupt_pending(L) && cork_interrupt_signal(L) == SIGINT)
 		cork_clear_interrupt(L);
 
-	lua_createtable(L, 0, 6);
+	lua_createtable(L, 0, 7);
 	push_status(L, u.st);
+	/* what the child (and the children it waited for) used */
+	lua_createtable(L, 0, 3);
+	lua_pushnumber(L, (double)u.ru.ru_utime.tv_sec + (double)u.ru.ru_utime.tv_usec / 1e6);
+	lua_setfield(L, -2, "user");
+	lua_pushnumber(L, (double)u.ru.ru_stime.tv_sec + (double)u.ru.ru_stime.tv_usec / 1e6);
+	lua_setfield(L, -2, "system");
+	lua_pushinteger(L, (lua_Integer)u.ru.ru_maxrss);
+	lua_setfield(L, -2, "max_rss");
+	lua_setfield(L, -2, "rusage");
 	lua_pushlstring(L, u.bo->data ? u.bo->data : "", u.bo->len);
 	lua_setfield(L, -2, "stdout");
 	lua_pushlstring(L, u.be->data ? u.be->data : "", u.be->len);

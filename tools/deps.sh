@@ -1,5 +1,5 @@
 #!/bin/sh
-# tools/deps.sh [build|test|demo|nvim|all]: install cork's build and test dependencies
+# tools/deps.sh [build|test|demo|nvim|bench|all]: install cork's build and test dependencies
 # from Debian's packages with apt-get, only those that are missing (a no-op
 # when everything is there). Default: all.
 set -eu
@@ -11,13 +11,16 @@ build="gcc make pkg-config liblua5.4-dev lua-cjson-dev libyaml-dev libcurl4-open
 # neovim (the editor plugin's tests: editors/nvim),
 # debootstrap (the real bundle image: cork run bundle --from-apt)
 test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind docker-registry neovim debootstrap"
+# the benchmarks also need what the tests need; lua5.4 is the startup floor
+bench="lua5.4"
 case "${1:-all}" in
 	build) want=$build ;;
 	test) want=$test ;;
 	demo) want="$build busybox-static docker.io curl ca-certificates" ;;
 	nvim) want="neovim" ;;
+	bench) want="$build $test $bench" ;;
 	all) want="$build $test" ;;
-	*) echo "usage: tools/deps.sh [build|test|demo|nvim|all]" >&2; exit 2 ;;
+	*) echo "usage: tools/deps.sh [build|test|demo|nvim|bench|all]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do

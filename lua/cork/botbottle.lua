@@ -93,7 +93,8 @@ M.repo = S.map{
   fields = {url = S.string{nonempty = true}, identity = S.string{nonempty = true}, host_key = host_keys},
   required = {"url"},
   check = function(r, at)
-    giturl.check_remote(r, at, {url = {"url"}, identity = {"identity"}, host_key = {"host_key"}})
+    giturl.check_remote(r, at, {url = {"url"}, identity = {"identity"}, host_key = {"host_key"},
+      no_identity_hint = " (cork mints no deploy keys, whatever key.provider says: give identity: PATH)"})
   end,
 }
 M.git_gate = S.map{

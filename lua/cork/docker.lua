@@ -158,7 +158,6 @@ local function env_list(o, k, secrets)
   table.sort(out)   -- a stable request (map order is random)
   return array(out)
 end
-M._env_list = env_list
 
 -- EndpointSettings of {ip=, aliases=} (o may be nil).
 local function endpoint(o)
@@ -481,6 +480,10 @@ end
 -- The HTTP status of a raised Docker error (nil for anything else).
 local function status_of(err) return type(err) == "table" and math.type(err.status) and err.status or nil end
 
+---@class cork.docker.StopOpts
+---@field timeout? number     seconds before SIGKILL (default: the container's)
+---@field signal? string      the stop signal (emulated before API 1.42)
+
 -- d:container_stop(ref[, {timeout, signal}]) -> true (stopped) | false (was not running)
 function Client.container_stop(d, r, o)
   r = ref(r, 1, "container_stop")
@@ -537,6 +540,10 @@ function Client.containers(d, o)
   return call(d, "GET", path("/containers/json", nil, nil, "all", opt(o, "all", "boolean", false) and 1 or nil,
     "limit", limit > 0 and whole(limit) or nil, "filters", filters_opt(o, "containers"))).body
 end
+
+---@class cork.docker.WaitOpts
+---@field condition? string   "not-running" (default), "next-exit", "removed"
+---@field timeout? number     seconds (default: no limit)
 
 -- d:container_wait(ref[, {condition, timeout}]) -> {status=, error=}
 function Client.container_wait(d, r, o)

@@ -1,21 +1,157 @@
--- cork.launch: small steps both stock recipes take the same way. Each one
--- follows the house rule for resources: journal it, register its cleanup on
--- the scope, then create it (so no interrupt or kill between the two can
--- leave it unknown).
+-- cork.launch: what both stock launch flows share, so each recipe reads top
+-- to bottom as the steps it performs: the command line and the bottle it
+-- names, the test hook for fault injection, the env file, and small steps
+-- both recipes take the same way. Each step follows the house rule for
+-- resources: journal it, register its cleanup on the scope, then create it
+-- (so no interrupt or kill between the two can leave it unknown). The
+-- clients (real or recorded) are cork.dryrun's, removal is cork.teardown's.
 local cork = require "cork"
 local log = require "cork.log"
 local plan = require "cork.plan"
 local journal = require "cork.journal"
-local bottle = require "cork.bottle"
+local args = require "cork.args"
+local manifest = require "cork.manifest"
+local dryrun = require "cork.dryrun"
+local teardown = require "cork.teardown"
 
 local M = {}
+
+-- ---- the command line and the bottle ----------------------------------------
+
+---@class cork.launch.Options      what parse() returns
+---@field bottle? string             --bottle NAME
+---@field agent? string              --agent NAME
+---@field detach? boolean
+---@field dry_run? boolean
+---@field image? string              the docker recipe's agent image
+---@field from? string               the smolmachines recipe's .smolmachine
+---@field bundle_image? string
+---@field help? boolean
+---@field inline_bottle? table       a bottle from launch.inline (a launch option table)
+M.OPTIONS = {
+  bottle = "string", agent = "string", detach = "boolean", dry_run = "boolean",
+  image = "string", from = "string", bundle_image = "string", help = "boolean",
+}
+
+-- parse(argv, backend) -> opts; --help prints usage and returns nil.
+-- A recipe that runs a stock recipe may put one table among its arguments:
+-- { bottle = M.inline(text, name) }, a bottle that is not in the operator's
+-- config dir (the demo's). A command line is only strings, so `--bottle NAME`
+-- still loads from the operator's config dir and nowhere else.
+function M.parse(argv, backend, extra_usage)
+  local usage = ("cork run %s --bottle NAME [--agent NAME] [--detach] [--dry-run] "
+    .. "[--bundle-image REF] [%s]"):format(backend, backend == "docker" and "--image REF" or "--from FILE.smolmachine")
+  local words, given = {}, nil
+  for i = 1, #argv do
+    if type(argv[i]) == "table" and not given then given = argv[i]
+    elseif type(argv[i]) == "string" then words[#words + 1] = argv[i]
+    else cork.error("usage", ("argument %d of the %s recipe is a %s"):format(i, backend, type(argv[i]))) end
+  end
+  local opts, rest = args.parse(words, M.OPTIONS, { usage = usage })
+  if opts.help then print("usage: " .. usage .. (extra_usage or "")); return nil end
+  if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], usage)) end
+  if given then
+    for k in pairs(given) do
+      if k ~= "bottle" then cork.error("usage", ("unknown launch option table key '%s' (known: bottle)"):format(k)) end
+    end
+    if type(given.bottle) ~= "table" or not given.bottle.inline then
+      cork.error("usage", "a launch option table's bottle must come from cork.bottle.inline(text, name)")
+    end
+    if opts.bottle or opts.agent then
+      cork.error("usage", "an inline bottle cannot be combined with --bottle or --agent")
+    end
+    opts.inline_bottle = given.bottle
+    return opts
+  end
+  if not opts.bottle and not opts.agent then
+    cork.error("usage", "a launch needs --bottle NAME (or --agent NAME)\nusage: " .. usage)
+  end
+  return opts
+end
+
+-- inline(text, name[, label]) -> a bottle from YAML text held by a recipe
+-- (validated like a file; `extends` is refused: a parent could only come
+-- from the config dir). label names it in error messages.
+function M.inline(text, name, label)
+  label = label or ("<inline bottle " .. tostring(name) .. ">.yaml")
+  local doc, meta = manifest.parse(text, label, "bottle")
+  for _, w in ipairs(meta.warnings) do cork.log.warn(w, { file = label }) end
+  local b = manifest.normalize_bottle(doc, meta, name)
+  if b.extends then
+    cork.error("manifest", ("%s: extends: an inline bottle cannot extend another bottle"):format(label),
+      { file = label })
+  end
+  b.chain, b.files, b.inline = { name }, { label }, true
+  return b
+end
+
+-- load(opts) -> bottle, agent
+function M.load(opts)
+  if opts.inline_bottle then return opts.inline_bottle, nil end
+  local agent = opts.agent and manifest.load_agent(opts.agent) or nil
+  local bottle = manifest.load_bottle(opts.bottle or agent.bottle)
+  return bottle, agent
+end
+
+-- ---- fault injection (tests only) -----------------------------------------
+-- CORK_FAULT=KIND@STEP makes the launch fail at the start of STEP:
+--   docker@STEP   a Docker error (kind "daemon", as a 500 from the engine)
+--   smolvm@STEP   a smolvm failure (kind "smolvm")
+--   user@STEP     an error raised like a user provisioning step's
+--   pause@STEP    sleep 60 s there (tests send signals at a known step)
+function M.fault(step)
+  local spec = os.getenv("CORK_FAULT")
+  if not spec or spec == "" then return end
+  local kind, at = spec:match("^(%a+)@([%w_-]+)$")
+  if at ~= step then return end
+  if kind == "pause" then
+    log.event("fault_pause", { at = step })
+    cork.sleep(60)
+  elseif kind == "docker" then
+    cork.error("daemon", ("injected Docker error at step %s (500 Internal Server Error)"):format(step),
+      { status = 500, injected = true })
+  elseif kind == "smolvm" then
+    cork.error("smolvm", ("injected smolvm failure at step %s"):format(step), { injected = true })
+  elseif kind == "user" then
+    cork.error("provision", ("injected user step failure at step %s"):format(step), { injected = true })
+  end
+end
+
+-- step(name, msg): a launch step begins (event + progress), then the fault hook.
+function M.step(name, msg)
+  log.step(name, { detail = msg })
+  if msg then log.info(msg) end
+  M.fault(name)
+end
+
+-- ---- the bottle's env and secrets ---------------------------------------
+
+-- A file of `export NAME=value` lines for sourcing in the guest: how secret
+-- env reaches the agent without appearing on any argv.
+function M.env_file(values)
+  local names = {}
+  for k in pairs(values) do names[#names + 1] = k end
+  table.sort(names)
+  local lines = {}
+  for _, k in ipairs(names) do
+    lines[#lines + 1] = ("export %s='%s'"):format(k, tostring(values[k]):gsub("'", "'\\''"))
+  end
+  return table.concat(lines, "\n") .. (#lines > 0 and "\n" or "")
+end
+
+-- argv prefix that sources the secrets file (if any) and runs the rest.
+function M.with_env_file(path, argv)
+  local out = { "sh", "-c", 'if [ -f "$0" ]; then set -a; . "$0"; set +a; fi; exec "$@"', path }
+  for _, a in ipairs(argv) do out[#out + 1] = a end
+  return out
+end
 
 -- prepare(opts, backend) -> ctx: manifests loaded, plan built, clients
 -- connected, secrets resolved, images checked: everything that can fail
 -- before anything exists.
 function M.prepare(opts, backend)
-  local b, agent = bottle.load(opts)
-  local docker = bottle.docker(opts)
+  local b, agent = M.load(opts)
+  local docker = dryrun.docker(opts)
   local ctx = { opts = opts, backend = backend, bottle = b, agent = agent, docker = docker }
   local plan_opts = { subnets = function() return plan.docker_subnets(docker) end }
   if opts.dry_run then
@@ -57,7 +193,7 @@ function M.network(s, j, ctx, extra)
   local p, d = ctx.plan, ctx.docker
   local name = extra and extra.name or p.names.network
   j:add("network", name)
-  s:defer(bottle.remove.network, d, name, j)
+  s:defer(teardown.remove.network, d, name, j)
   local spec = { name = name, labels = p.labels.network }
   if extra then for k, v in pairs(extra) do spec[k] = v end
   else spec.subnet, spec.gateway = p.network.subnet, p.network.gateway end
@@ -105,7 +241,7 @@ function M.bundle(s, j, ctx, o)
     extra_hosts[#extra_hosts + 1] = type(h) == "table" and (h.host .. ":" .. h.ip) or h
   end
   j:add("container", p.names.bundle, { role = "bundle" })
-  s:defer(bottle.remove.container, d, p.names.bundle, j)
+  s:defer(teardown.remove.container, d, p.names.bundle, j)
   d:container_create({
     name = p.names.bundle, image = ctx.bundle_image, env = env, labels = p.labels.bundle,
     mounts = mounts, ports = ports, networks = o.networks, extra_hosts = #extra_hosts > 0 and extra_hosts or nil,
@@ -157,7 +293,7 @@ function M.finish(s, j, ctx, attach_argv)
     if not cork.core.settings().json then print(p.slug) end
     return 0
   end
-  bottle.step("attach", ("attaching to %s (the bottle ends when the agent exits)"):format(p.slug))
+  M.step("attach", ("attaching to %s (the bottle ends when the agent exits)"):format(p.slug))
   local r = cork.proc.run(attach_argv, { interactive = true })
   log.info(("agent exited with status %d; tearing the bottle down"):format(r.status))
   return 0

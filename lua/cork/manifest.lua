@@ -22,6 +22,7 @@ local schema = require "cork.schema"
 local providers = require "cork.providers"
 local giturl = require "cork.giturl"
 local botbottle = require "cork.botbottle"
+local util = require "cork.util"
 
 local S = schema.S
 local M = {}
@@ -46,21 +47,9 @@ local function fail(kind, msg, details)
   cork.error(kind, msg, details)
 end
 
-local function getenv_of(opts)
-  local e = opts and opts.env
-  if type(e) == "function" then return e end
-  if type(e) == "table" then return function(k) return e[k] end end
-  return os.getenv
-end
-
 local function nonempty(v) return v ~= nil and v ~= "" end
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local t = {}
-  for k, x in pairs(v) do t[k] = copy(x) end
-  return t
-end
+local copy, getenv_of = util.copy, util.getenv_of
 M.copy = copy
 
 -- ---- git URLs and host keys (cork.giturl) -------------------------------

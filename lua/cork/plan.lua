@@ -10,6 +10,7 @@
 -- variable is not set), "usage" (bad options).
 local cork = require "cork"
 local xdg = require "cork.xdg"
+local util = require "cork.util"
 local providers = require "cork.providers"
 local pipelock = require "cork.pipelock"
 local egress = require "cork.egress"
@@ -40,12 +41,7 @@ M.DAEMONS_ENV = "CORK_DAEMONS"
 M.DEFAULT_BUNDLE_IMAGE = "cork-bundle:latest"
 M.SUBNET_POOL = "10.200.0.0/13"    -- 2048 /24s, away from Docker's defaults
 
-local function getenv_of(opts)
-  local e = opts and opts.env
-  if type(e) == "function" then return e end
-  if type(e) == "table" then return function(k) return e[k] end end
-  return os.getenv
-end
+local getenv_of = util.getenv_of
 
 -- ---- identity -------------------------------------------------------------
 
@@ -577,13 +573,7 @@ end
 -- size, nothing secret (there is none in a plan; this is belt and braces).
 function M.summary(p, opts)
   opts = opts or {}
-  local function copy(v)
-    if type(v) ~= "table" then return v end
-    local t = {}
-    for k, x in pairs(v) do t[k] = copy(x) end
-    return t
-  end
-  local s = copy(p)
+  local s = util.copy(p)
   if not opts.contents then
     for _, f in ipairs(s.files or {}) do f.content = ("<%d bytes>"):format(#f.content) end
     if s.git_gate_plan then

@@ -59,12 +59,7 @@ M.templates = {
 
 M.names = {"claude", "codex", "custom"}
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local t = {}
-  for k, x in pairs(v) do t[k] = copy(x) end
-  return t
-end
+local copy = require("cork.util").copy
 
 -- The provider for a bottle's normalized `agent` block: the template with the
 -- bottle's overrides applied. Returns a fresh table.

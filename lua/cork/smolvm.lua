@@ -132,6 +132,12 @@ end
 local Driver = {}
 Driver.__index = Driver
 
+---@class cork.smolvm.DriverOpts
+---@field binary? string          the smolvm executable (default $CORK_SMOLVM, else "smolvm")
+---@field env? table<string,string>  extra env for every smolvm call
+---@field state_dir? string       where cork keeps the driver's state
+---@field lock_timeout? number    seconds to wait for the state lock (300)
+---@field call_timeout? number    seconds a smolvm call may take (300)
 local driver_opts = { "binary", "env", "state_dir", "lock_timeout", "call_timeout" }
 
 local function default_state_dir()
@@ -288,6 +294,19 @@ end
 
 -- ---- lifecycle ----------------------------------------------------------------
 
+---@class cork.smolvm.CreateOpts
+---@field from? string            a .smolmachine file (not with image or smolfile)
+---@field image? string           a registry reference or a `docker save` archive (1.x)
+---@field smolfile? string
+---@field allow_cidrs? string[]   the egress allowlist (enforced, or unprotected is raised)
+---@field allow_hosts? string[]   --allow-host names or IPv4 literals (1.x): the gateway's DNS filter
+---@field env? table              {K = V} or {"K=V"}, remembered for every exec
+---@field net? boolean
+---@field labels? table<string,string>
+---@field net_backend? string
+---@field allow_unenforced? boolean
+---@field verify? boolean         check the allowlist after create (default true)
+---@field timeout? number
 local create_opts = { "from", "image", "smolfile", "allow_cidrs", "allow_hosts", "env", "net", "labels",
   "net_backend", "allow_unenforced", "verify", "timeout" }
 
@@ -524,6 +543,14 @@ end
 
 -- ---- exec -------------------------------------------------------------------
 
+---@class cork.smolvm.ExecOpts
+---@field env? table<string,string>
+---@field user? string
+---@field home? string
+---@field timeout? number
+---@field workdir? string
+---@field check? boolean          raise on a non-zero status
+---@field stdin? string
 local exec_opts = { "env", "user", "home", "timeout", "workdir", "check", "stdin" }
 
 -- Remember (or replace) the env passed on every exec into name; create()
@@ -616,6 +643,12 @@ end
 -- Poll a trivial exec with backoff until it succeeds `successes` times in a
 -- row (an exec right after start can be SIGKILLed ~100 ms in). Returns
 -- {attempts=, elapsed=}; raises "timeout" with the last failure.
+---@class cork.smolvm.ReadyOpts
+---@field timeout? number         seconds (60)
+---@field interval? number        first backoff step (0.1)
+---@field max_interval? number    (1)
+---@field successes? integer      successes in a row (2)
+---@field probe? string[]         argv of the probe ({"true"})
 local ready_opts = { "timeout", "interval", "max_interval", "successes", "probe" }
 
 function Driver:wait_ready(name, opts)

@@ -101,5 +101,17 @@ T.like(r.stderr, "injected Docker error at step network", "with a Docker-shaped 
 r = cork.proc.run({ os.getenv("CORK_BIN"), "script", home .. "/fault.lua" }, { env = { CORK_FAULT = "docker@ca" } })
 T.is(r.status, 0, "other steps are not affected")
 
+-- cork.bottle is a thin re-export: each function lives in one home
+local launch, dryrun, teardown = require "cork.launch", require "cork.dryrun", require "cork.teardown"
+for _, k in ipairs({ "OPTIONS", "parse", "inline", "load", "fault", "step", "env_file", "with_env_file" }) do
+  T.ok(launch[k] ~= nil and bottle[k] == launch[k], "cork.bottle." .. k .. " is cork.launch's")
+end
+for _, k in ipairs({ "recorder", "docker", "smolvm" }) do
+  T.ok(dryrun[k] ~= nil and bottle[k] == dryrun[k], "cork.bottle." .. k .. " is cork.dryrun's")
+end
+for _, k in ipairs({ "remove", "down" }) do
+  T.ok(teardown[k] ~= nil and bottle[k] == teardown[k], "cork.bottle." .. k .. " is cork.teardown's")
+end
+
 fs.remove(home, { recursive = true })
 T.done()

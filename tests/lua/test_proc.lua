@@ -18,6 +18,14 @@ T.is(r.stdout, "ONLY=x\n", "clear_env replaces the environment")
 r = proc.run({ "sh", "-c", "echo ${HOME:-unset}" }, { env = { HOME = false } })
 T.is(r.stdout, "unset\n", "env value false unsets a variable")
 
+-- what the child used (wait4): a child that touches 16 MiB has a peak RSS
+-- of at least that, and burns some CPU doing it
+r = proc.run({ "sh", "-c", 'x=$(head -c 16777216 /dev/zero | tr "\\0" a); echo ${#x}' })
+T.is(r.stdout, "16777216\n", "rusage: the child held 16 MiB")
+T.ok(math.type(r.rusage.max_rss) == "integer" and r.rusage.max_rss >= 16 * 1024,
+  "rusage.max_rss in KiB: " .. tostring(r.rusage.max_rss))
+T.ok(r.rusage.user + r.rusage.system > 0, "rusage.user + rusage.system in seconds")
+
 r = proc.run({ "pwd" }, { cwd = "/tmp" })
 T.is(r.stdout, "/tmp\n", "cwd")
 

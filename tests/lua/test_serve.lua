@@ -209,6 +209,18 @@ T.same(r and r.result, { cancelled = { "w" }, left_running = {}, ended = {} }, "
 T.is(s:exit_status(), 0, "shutdown with a watch: exit 0")
 T.ok(wpid and not cork.core.pid_alive(wpid), "shutdown: no ls --watch left running")
 
+-- ---- a server killed outright: its watch stops by itself -------------------
+s = start()
+r = s:request("w", "ls", { watch = true, interval = 0.2 })
+wpid = r and r.result and r.result.pid
+T.ok(wpid and cork.core.pid_alive(wpid), "killed server: its watch runs")
+s.p:kill("KILL")
+s.p:wait(TIMEOUT)
+local t1 = cork.time()
+while wpid and cork.core.pid_alive(wpid) and cork.time() - t1 < 10 do cork.sleep(0.05) end
+T.ok(wpid and not cork.core.pid_alive(wpid), ("killed server: the watch stopped by itself (%.1f s)"):format(cork.time() - t1))
+s:eof()
+
 -- ---- EOF without --end-on-exit: the launch carries on ----------------------
 local m2 = fx.dir .. "/marker2"
 s = start()

@@ -118,6 +118,17 @@ T.run(function()
   T.wait(function() return not T.text(lb):find("nvim%-test%-a1b2") end, 15000)
   T.ok(not T.text(lb):find("nvim-test-a1b2", 1, true), "ls: gone after down (bottle_gone event)")
 
+  -- hidden, the list has no watch; shown again, it has one
+  local wpid = cork.ls_state().pid
+  vim.api.nvim_set_current_win(vim.fn.bufwinid(lb))
+  vim.cmd("hide")
+  T.ok(T.wait(function() return cork.ls_state().watch == nil and vim.fn.filereadable("/proc/" .. wpid .. "/cmdline") == 0 end, 5000),
+    "ls hidden: its watch ends")
+  vim.cmd("Cork ls")
+  T.ok(T.wait(function() return cork.ls_state().watch ~= nil and cork.ls_state().pid ~= wpid end, 5000),
+    "ls shown again: a new watch")
+  T.wait(function() return T.text(lb):find("no bottles") end, 5000)
+
   -- a server killed outright: restarted, with a message ---------------------------
   local pid = server.pid()
   local watch_pid = cork.ls_state().pid

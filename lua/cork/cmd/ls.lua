@@ -152,7 +152,23 @@ local function event_stream(d)
   return nil
 end
 
+-- Whether the `cork serve` that started us is gone: we were handed to
+-- another parent (Linux: /proc), else that pid no longer exists.
+local function owner_gone(owner)
+  local f = io.open("/proc/self/stat", "rb")
+  if f then
+    local st = f:read("a")
+    f:close()
+    local ppid = tonumber(st:match("%)%s+%S+%s+(%d+)") or "")
+    if ppid then return ppid ~= owner end
+  end
+  return not cork.core.pid_alive(owner)
+end
+
 local function watch(interval, json)
+  -- started by `cork serve` (CORK_SERVE_PID): a watch is part of that
+  -- session, and stops when the server is gone, even killed outright
+  local owner = tonumber(os.getenv("CORK_SERVE_PID") or "")
   local d, smol = down.clients(NO_DOCKER)
   local stream = event_stream(d)
   local last, shown = {}, false
@@ -193,6 +209,7 @@ local function watch(interval, json)
       else
         cork.sleep(interval)
       end
+      if owner and owner_gone(owner) then return end
       show()
     end
   end)

@@ -29,7 +29,8 @@ usage: ]] .. USAGE .. [[
 
 A control channel for editors: requests on stdin, responses and events on
 stdout, one JSON object per line (see docs/embedding.md). Methods: recipes,
-manifests, plan, run, ls (watch), down, attach_command, cancel, shutdown.
+manifests, plan, run, ls (watch), down, attach_command, supervise_pending,
+supervise_decide, cancel, shutdown.
 
   --stdio         speak the protocol on stdin/stdout (the only transport)
   --end-on-exit   at EOF (or SIGINT/SIGTERM), end what this session started:
@@ -291,7 +292,10 @@ function Server:start(id, method, spec, params)
   local argv = { self.cork_bin, "--json" }
   if self.verbose then argv[#argv + 1] = "-v" end
   for _, a in ipairs(spec.argv(params)) do argv[#argv + 1] = a end
-  local ok, p = pcall(proc.spawn, argv, { stdout = "pipe", env = { CORK_PATH = self.lua_path } })
+  -- CORK_SERVE_PID: a child that belongs to the session (an `ls` watch)
+  -- ends when the server is gone, even killed outright
+  local ok, p = pcall(proc.spawn, argv, { stdout = "pipe",
+    env = { CORK_PATH = self.lua_path, CORK_SERVE_PID = tostring(core.pid()) } })
   if not ok then
     local e = p
     return self:fail(id, cork.is_error(e) and e.kind or "exec", cork.is_error(e) and e.message or tostring(e))

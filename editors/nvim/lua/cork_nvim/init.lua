@@ -242,12 +242,13 @@ end
 
 local function ls_subscribe()
   if not ls.buf or not vim.api.nvim_buf_is_valid(ls.buf) then return end
+  if ls.watch and server.in_progress(ls.watch) then return end   -- one watch at a time
   ls.rows = {}
-  local id
+  local id, pid
   id = server.request("ls", { watch = true }, {
     stream = true,
     on_result = function(err, res)
-      if not err then ls.pid = res.pid end
+      if not err then pid = res.pid; if id == ls.watch then ls.pid = pid end end
       if err then
         ls.watch = nil
         if err.kind == "invalid_params" then
@@ -263,6 +264,7 @@ local function ls_subscribe()
       end
     end,
     on_event = function(ev)
+      if ev.event == "finished" then pid = nil end
       if id ~= ls.watch then return end
       if ev.event == "bottle" and type(ev.slug) == "string" then ls.rows[ev.slug] = ev; ls_render()
       elseif ev.event == "bottle_gone" and type(ev.slug) == "string" then ls.rows[ev.slug] = nil; ls_render()
@@ -274,8 +276,7 @@ local function ls_subscribe()
     on_lost = function()
       -- a server killed outright leaves its children: end the watch it ran
       -- for us (`cork ls --watch` stops at SIGINT), never anything else
-      local pid = ls.pid
-      ls.watch, ls.pid = nil, nil
+      if id == ls.watch then ls.watch, ls.pid = nil, nil end
       local f = pid and io.open(("/proc/%d/cmdline"):format(pid), "rb")
       local cmdline = f and f:read("*a") or ""
       if f then f:close() end
@@ -350,7 +351,12 @@ function M.ls()
     ls_unsubscribe()
     ls.buf = nil
   end })
-  buf.show(b)
+  -- no window shows it: no watch runs for it; shown again: it subscribes
+  vim.api.nvim_create_autocmd("BufHidden", { buffer = b, callback = function() ls_unsubscribe() end })
+  vim.api.nvim_create_autocmd("BufWinEnter", { buffer = b, callback = function()
+    if not ls.watch then ls_subscribe() end
+  end })
+  buf.show(b)   -- (BufWinEnter subscribes)
   ls_subscribe()
 end
 

@@ -1,0 +1,60 @@
+-- libcurl is loaded on first use: a cork process that never talks to Docker
+-- does not map it (nor the ~25 libraries it needs); docker.connect loads it
+-- (dlopen of libcurl.so.4), and a missing libcurl is a clear error naming
+-- the Debian package.
+local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
+local BIN = os.getenv("CORK_BIN")
+local fs = cork.fs
+
+local function libcurl_mapped()
+  return (fs.read("/proc/self/maps"):match("[^\n/]*libcurl[^\n]*")) or false
+end
+
+local dir = fs.tempdir("cork-test-curl")
+local s <close> = cork.scope("test_libcurl_lazy")
+s:defer(function() fs.remove(dir, { recursive = true }) end)
+
+-- 1. neither the executable nor libcork needs libcurl at load time
+local lib = BIN:gsub("/cork$", "/libcork.so")
+for _, f in ipairs({ BIN, lib }) do
+  local r = cork.proc.run({ "ldd", f })
+  T.is(r.status, 0, "ldd " .. f)
+  T.unlike(r.stdout, "libcurl", f:match("[^/]+$") .. " does not link libcurl")
+end
+
+-- 2. a process that never connects: this test itself, and a fresh one that
+--    requires every module
+T.is(libcurl_mapped(), false, "this cork script (no Docker yet) does not map libcurl")
+local probe = dir .. "/probe.lua"
+fs.write(probe, [[
+require "cork.docker"; require "cork.cli"; require "cork.bottle"; require "cork.cmd.ls"
+io.write((io.open("/proc/self/maps"):read("a"):match("[^\n/]*libcurl[^\n]*")) or "none")
+]])
+local r = cork.proc.run({ BIN, "script", probe })
+T.is(r.stdout, "none", "requiring cork.docker and the commands does not map libcurl")
+r = cork.proc.run({ BIN, "version" })
+T.like(r.stdout, "\nlibcurl [%d.]+\n", "cork version still names libcurl (the version built against)")
+
+-- 3. the first connect loads it, whether or not a daemon answers
+local ok, err = pcall(cork.docker.connect, "unix://" .. dir .. "/no-such.sock")
+T.ok(not ok and cork.is_error(err), "connect to a missing socket fails with a cork error")
+T.like(libcurl_mapped() or "", "libcurl%.so%.4", "and libcurl is mapped from then on")
+
+-- 4. a missing libcurl: kind not_found, the library and the Debian package named
+fs.write(probe, [[
+local ok, err = pcall(cork.docker.connect, "unix:///nonexistent.sock")
+print(err.kind); print(err.message)
+ok, err = pcall(cork.docker.connect, "unix:///nonexistent.sock")
+print(err.kind)
+]])
+r = cork.proc.run({ BIN, "script", probe }, { env = { CORK_LIBCURL = dir .. "/libcurl.so.4" } })
+local kind, msg, again = r.stdout:match("^(%S+)\n([^\n]*)\n(%S+)\n$")
+T.is(kind, "not_found", "without libcurl: kind not_found")
+T.like(msg or r.stdout, "^cannot load .*/libcurl%.so%.4, which cork uses to talk to Docker: ", "names the library")
+T.like(msg or "", "%(install the Debian package libcurl4%)$", "and the Debian package")
+T.is(again, "not_found", "a second connect says the same (no crash, no half-loaded state)")
+r = cork.proc.run({ BIN, "down", "--all" }, { env = { CORK_LIBCURL = dir .. "/libcurl.so.4",
+  XDG_STATE_HOME = dir .. "/state", CORK_SMOLVM = dir .. "/no-smolvm" } })
+T.like(r.stderr, "install the Debian package libcurl4", "cork down without libcurl: the warning says what to install")
+T.is(r.status, 0, "and the rest of cork still works (nothing to end)")
+T.done()
