@@ -47,6 +47,9 @@ local POOL16 = ("198.18.%d.16-198.18.%d.31"):format(K, K)
 local function home(name, bottle)
   local h = R.home(name, bottle)
   h.env.CORK_ALIAS_POOL = POOL
+  -- the stand-in resolves names from this (empty) file only: no DNS query leaves the host
+  cork.fs.write(h.dir .. "/hosts", "")
+  h.env.FAKE_SMOLVM_HOSTS = h.dir .. "/hosts"
   h.env.CORK_W6_AGENT_SECRET = SECRET
   -- the stand-in's artifact: the agent user and the agent image's commands
   cork.fs.write(h.dir .. "/agent.smolmachine", "user=agent\ncommands=git,claude\n")
