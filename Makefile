@@ -6,7 +6,8 @@
 #   make asan       the whole suite under ASan + UBSan (build/asan/)
 #   make bench      benchmarks (ratios measured side by side)
 #   make demo       install what is missing, build, run `cork run demo`
-#   make install PREFIX=/usr/local    make clean
+#   make install PREFIX=/usr/local    cork, libcork, cork(1), bash/zsh completion
+#   make clean
 
 VERSION  := 0.1.0
 PREFIX   ?= /usr/local
@@ -17,7 +18,7 @@ Q        := $(if $(V),,@)
 # Binding modules: src/NAME.c exports luaopen_cork_NAME, preloaded as "cork.NAME";
 # a private C module under a Lua one, cork._NAME, is src/NAME.c too
 # (cork._docker under lua/cork/docker.lua).
-MODULES  := core scope proc fs yaml log net ca _docker canary
+MODULES  := core scope proc fs yaml log net ca _docker json canary
 MODULE_SRC := $(patsubst _%,%,$(MODULES))
 # Modules made of several files: the extra objects of each.
 MODULE_EXTRA := docker_transport docker_json docker_image docker_exec docker_events
@@ -33,9 +34,10 @@ CFLAGS   ?= -O2 -g
 SAN      ?=
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Isrc -Iinclude -I$(BUILD) \
               $(shell pkg-config --cflags $(PKG_NAMES) 2>/dev/null) -DCORK_VERSION='"$(VERSION)"'
-# libcurl is not linked: cork.docker loads it (dlopen) on first use, so a
-# process that never talks to Docker does not map it (src/docker_transport.c)
-LIBS        = $(shell pkg-config --libs $(filter-out libcurl,$(PKG_NAMES)) 2>/dev/null) -lm -lpthread -ldl
+# libcurl and OpenSSL are not linked: cork.docker loads libcurl (dlopen) on
+# first use, cork.ca libcrypto, so a process that never talks to Docker or
+# makes a certificate maps neither (src/docker_transport.c, src/ca.c)
+LIBS        = $(shell pkg-config --libs $(filter-out libcurl openssl,$(PKG_NAMES)) 2>/dev/null) -lm -lpthread -ldl
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 
 RUNTIME_SRC := runtime error auxlib
@@ -46,7 +48,7 @@ EMBED_FILES := $(shell find lua recipes -type f ! -name '*~' ! -name '.*' 2>/dev
 C_TESTS  := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/test_*.c))
 
 .PHONY: all deps test unit-test asan bench demo install clean check-docs fuzz
-all: $(BUILD)/cork $(BUILD)/libcork.so $(BUILD)/cork.pc $(if $(filter build,$(BUILD)),cork)
+all: $(BUILD)/cork $(BUILD)/libcork.so $(BUILD)/cork.pc $(BUILD)/cork.1 $(if $(filter build,$(BUILD)),cork)
 
 cork: $(BUILD)/cork
 	$(Q)ln -sf $(BUILD)/cork cork
@@ -65,6 +67,11 @@ $(BUILD)/libcork.so: $(LIB_OBJS) src/libcork.map
 	$(Q)$(CC) -shared -Wl,-soname,libcork.so.0 -Wl,--version-script=src/libcork.map $(ALL_LDFLAGS) \
 	  -o $@ $(LIB_OBJS) $(LIBS)
 	$(Q)ln -sf libcork.so $(BUILD)/libcork.so.0
+
+# cork(1), made by cork itself from the text `cork help` prints (tools/man.lua).
+$(BUILD)/cork.1: $(BUILD)/cork tools/man.lua
+	@echo "  MAN   $@"
+	$(Q)$(BUILD)/cork script tools/man.lua > $@.tmp && mv $@.tmp $@
 
 # Rewritten whenever PREFIX changes (`make install PREFIX=...` after `make`).
 $(BUILD)/cork.pc: FORCE | $(BUILD)
@@ -185,6 +192,11 @@ install: all
 	ln -sf libcork.so.0 $(DESTDIR)$(PREFIX)/lib/libcork.so
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0644 $(BUILD)/cork.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/cork.pc
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+	install -m 0644 $(BUILD)/cork.1 $(DESTDIR)$(PREFIX)/share/man/man1/cork.1
+	install -m 0644 completions/cork.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/cork
+	install -m 0644 completions/_cork $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_cork
 
 clean:
 	rm -rf build cork

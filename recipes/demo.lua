@@ -101,7 +101,7 @@ do
   end)
   provision.steps:append({ name = "demo-agent", run = function(ctx)
     slug = ctx.slug
-    ctx:write(AGENT_PATH, AGENT_SCRIPT, { mode = 493, owner = ctx.provider.user })
+    ctx:write(AGENT_PATH, AGENT_SCRIPT, { mode = "0755", owner = ctx.provider.user })
   end })
   local rc = recipes.run("docker", { "--detach", { bottle = bottle.inline(BOTTLE, "demo", "<cork demo bottle>.yaml") } })
   if rc ~= 0 or not slug then cork.error("demo", ("the docker recipe did not leave a bottle (status %s)"):format(rc)) end

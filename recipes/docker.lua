@@ -3,6 +3,24 @@
 -- usage: cork run docker --bottle NAME [--agent NAME] [--detach] [--dry-run]
 --                        [--image REF] [--bundle-image REF]
 --
+--   --bottle NAME       the bottle to launch (`cork bottles` lists them)
+--   --agent NAME        an agent file; launches the bottle it names, unless
+--                       --bottle is given too
+--   --detach            leave the bottle running and print its slug; then
+--                       `cork attach SLUG`, `cork ls`, `cork down SLUG`
+--   --dry-run           check everything and print each call a launch would
+--                       make (secrets redacted); create nothing
+--   --image REF         the agent's image (default: agent.image in the
+--                       bottle, else the provider's, cork-agent-claude:latest
+--                       for claude)
+--   --bundle-image REF  the bundle's image (default: bundle.image in the
+--                       bottle, else $CORK_BUNDLE_IMAGE, else cork-bundle:latest)
+--
+-- Without --detach the agent runs in this terminal (it needs one), the
+-- bottle is torn down when the agent exits, and cork exits with the agent's
+-- status. Both images must be in the Docker engine: docs/getting-started.md
+-- shows how to get them (or stand-ins) from nothing.
+--
 -- The same bottle as the smolmachines recipe, with the agent in a container
 -- on an --internal network that only it and its bundle join. Every resource
 -- is journalled, registered on the launch scope, then created; any failure,
@@ -19,7 +37,7 @@ local opts = bottle.parse({ ... }, "docker")
 if not opts then return 0 end
 
 -- Checked before anything exists: manifests, plan, secrets, both images.
-local ctx = launch.prepare(opts, "docker")
+local ctx <close> = launch.prepare(opts, "docker")
 local p, docker = ctx.plan, ctx.docker
 local agent_image = opts.image or p.provider.image
 if not agent_image then
@@ -28,8 +46,8 @@ end
 local ok, err = pcall(docker.image_inspect, docker, agent_image)
 if not ok then
   if cork.is_error(err, "not_found") then
-    cork.error("not_found", ("agent image %s not found in the Docker engine"):format(agent_image),
-      { image = agent_image })
+    cork.error("not_found", ("agent image %s not found in the Docker engine (set agent.image in the bottle, "
+      .. "or --image): %s"):format(agent_image, launch.image_hint("agent")), { image = agent_image })
   end
   error(err, 0)
 end
@@ -50,9 +68,9 @@ launch.network(s, j, ctx)
 -- nothing depends on Docker's embedded DNS.
 local taken = plan.docker_subnets(docker)
 taken[#taken + 1] = p.network.subnet
-local inet = plan.pick_subnet(p.slug .. "-internal", taken)
-launch.network(s, j, ctx, { name = p.names.internal_network, internal = true,
-  subnet = inet.subnet, gateway = inet.gateway })
+local _, inet = launch.network(s, j, ctx, { name = p.names.internal_network, internal = true,
+  subnet = plan.pick_subnet(p.slug .. "-internal", taken), seed = p.slug .. "-internal",
+  avoid = { p.network.subnet } })
 j:meta({ internal_subnet = inet.subnet, bundle_internal_ip = inet.bundle_ip })
 
 -- 2. The CAs the bundle intercepts TLS with, and the daemons' configs.

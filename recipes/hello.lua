@@ -25,7 +25,7 @@ local steps = opts.steps or 3
 local function note(line)
   if opts.marker then
     local old = fs.exists(opts.marker) and fs.read(opts.marker) or ""
-    fs.write(opts.marker, old .. line .. "\n", { mode = 0600 })
+    fs.write(opts.marker, old .. line .. "\n", { mode = "0600" })
   end
 end
 

@@ -20,9 +20,10 @@
 --   * older versions: the image is pushed to a throwaway registry container
 --     on a loopback port (an image given by --registry-image or
 --     CORK_REGISTRY_IMAGE, default registry:2, which cork cannot pull: it
---     must already be in the engine; `cork.standin.registry_image(d)` makes
+--     must already be in the engine; `cork run standin --registry` makes
 --     one from Debian's docker-registry), packed from there, and the
---     container and the tag removed.
+--     container and the tag removed. Such a smolvm cannot launch the result
+--     (`cork run smolmachines` needs 1.9 or later), and prepare says so first.
 -- Every resource is journalled as bottle "prepare-<id>" and registered on the
 -- scope, so Ctrl-C, an error or `kill -9` plus `cork down` leaves nothing.
 local cork = require "cork"
@@ -59,8 +60,8 @@ local docker = require("cork.docker").connect()
 local okimg, info = pcall(docker.image_inspect, docker, image)
 if not okimg then
   if cork.is_error(info, "not_found") then
-    cork.error("not_found", ("agent image %s not found in the Docker engine: build or load it first")
-      :format(image), { image = image })
+    cork.error("not_found", ("agent image %s not found in the Docker engine: build or load it first (%s)")
+      :format(image, require("cork.launch").image_hint("agent")), { image = image })
   end
   error(info, 0)
 end
@@ -88,6 +89,12 @@ end
 
 local smol = bottle.smolvm({})
 local caps = smol:capabilities()
+if not caps.allowlist_enforced then
+  -- said before any work: what this prepare makes cannot be launched here
+  log.warn(("smolvm %s: `cork run smolmachines` refuses to launch on it (%s); packing anyway, for a smolvm "
+    .. "of 1.9 or later%s"):format(caps.version or "?", caps.allowlist_reason or "unknown version",
+    caps.pack_local_archive and "" or ", through a registry (--registry-image)"), { version = caps.version })
+end
 local slug = "prepare-" .. key:sub(1, 12)
 local vm = "cork-" .. slug
 local s <close> = cork.scope("prepare " .. slug)
@@ -139,9 +146,10 @@ else
   local reg = opts.registry_image or os.getenv("CORK_REGISTRY_IMAGE") or "registry:2"
   if not pcall(docker.image_inspect, docker, reg) then
     cork.error("not_found", ("smolvm %s packs registry references only, and the registry image %s that would "
-      .. "serve %s is not in the Docker engine (cork pulls nothing): load one and pass --registry-image "
-      .. "(or set CORK_REGISTRY_IMAGE; `cork.standin.registry_image` builds one from Debian's docker-registry, "
-      .. "see docs/smolvm.md), or use smolvm 1.9 or later, which packs a `docker save` archive")
+      .. "serve %s is not in the Docker engine (cork pulls nothing): `cork run standin --registry` builds one "
+      .. "from Debian's docker-registry, then pass --registry-image cork-standin-registry:latest (or set "
+      .. "CORK_REGISTRY_IMAGE; see docs/smolvm.md); or use smolvm 1.9 or later, which packs a `docker save` "
+      .. "archive, and which `cork run smolmachines` needs anyway")
       :format(caps.version, reg, image), { image = image, registry_image = reg })
   end
   -- its own bridge network: publishing needs one, and an engine may run

@@ -3,6 +3,26 @@
 -- usage: cork run smolmachines --bottle NAME [--agent NAME] [--detach] [--dry-run]
 --                              [--from FILE.smolmachine] [--bundle-image REF]
 --
+--   --bottle NAME       the bottle to launch (`cork bottles` lists them)
+--   --agent NAME        an agent file; launches the bottle it names, unless
+--                       --bottle is given too
+--   --detach            leave the bottle running and print its slug; then
+--                       `cork attach SLUG`, `cork ls`, `cork down SLUG`
+--   --dry-run           check everything and print each call a launch would
+--                       make (secrets redacted); create nothing
+--   --from FILE         the packed VM to boot (default: agent.from in the
+--                       bottle, else what `cork run prepare --bottle NAME`
+--                       packed from the agent's image)
+--   --bundle-image REF  the bundle's image (default: bundle.image in the
+--                       bottle, else $CORK_BUNDLE_IMAGE, else cork-bundle:latest)
+--
+-- Needs smolvm 1.9 or later (CORK_SMOLVM names the binary; older versions do
+-- not enforce the VM's egress allowlist, and the launch refuses them), a
+-- Docker engine holding the bundle image, and the packed agent (see
+-- docs/getting-started.md). Without --detach the agent runs in this terminal
+-- (it needs one), the bottle is torn down when the agent exits, and cork
+-- exits with the agent's status.
+--
 -- Read this file top to bottom: it is the launch flow. Every resource is
 -- written to the bottle's journal, registered on the launch scope, and only
 -- then created, so an error, Ctrl-C, SIGTERM (or SIGKILL plus `cork down`)
@@ -23,7 +43,7 @@ if not opts then return 0 end
 -- Everything that can be checked is checked before anything is created:
 -- manifests, plan, secrets, the bundle image, the VM artifact, and whether
 -- this smolvm would really enforce the VM's egress allowlist.
-local ctx = launch.prepare(opts, "smolmachines")
+local ctx <close> = launch.prepare(opts, "smolmachines")
 local p, docker = ctx.plan, ctx.docker
 local smol = bottle.smolvm(opts)
 -- the artifact: --from, else agent.from, else what `cork run prepare` packed
@@ -40,7 +60,11 @@ if not artifact then
 end
 artifact = cork.fs.expand_tilde(artifact)
 if not cork.fs.exists(artifact) then
-  cork.error("not_found", ("VM artifact %s does not exist (`cork run prepare` builds it)"):format(artifact),
+  -- `cork run prepare` writes its own cache, never a path a bottle names
+  local named = opts.from and "--from" or "the bottle's agent.from"
+  cork.error("not_found", ("VM artifact %s does not exist: it is %s; give the path of a .smolmachine there, "
+    .. "or leave agent.from out and run `cork run prepare --bottle %s`, which packs the agent's image "
+    .. "into cork's cache, where this launch then finds it"):format(artifact, named, ctx.bottle.name),
     { path = artifact })
 end
 local caps = smol:capabilities()
@@ -142,7 +166,7 @@ guest.isolation = {
 -- secret env reaches the agent through a 0600 file it sources, never an argv
 local secrets_file = home .. "/.cork/env"
 if next(ctx.secrets.agent) then
-  guest:write(secrets_file, bottle.env_file(ctx.secrets.agent), { mode = 384, owner = user })
+  guest:write(secrets_file, bottle.env_file(ctx.secrets.agent), { mode = "0600", owner = user })
 end
 provision.steps:run(guest)
 

@@ -31,9 +31,11 @@
  * Lua error between allocation and free cannot leak them.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +52,186 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <openssl/opensslv.h>
 
 #include "runtime.h"
 #include "modules.h"
+
+/* ---- libcrypto, loaded on first use ------------------------------------- */
+
+/* Not linked: loaded (dlopen of libcrypto.so.3, Debian's libssl3) by the
+ * first mint, issue, fingerprint or info, so a process that makes no
+ * certificate never maps OpenSSL's largest library. Every function this file
+ * calls is reached through a pointer of its own declared type. */
+#define CA_LIBCRYPTO "libcrypto.so." CA_STR(OPENSSL_VERSION_MAJOR)
+#define CA_STR_(x) #x
+#define CA_STR(x) CA_STR_(x)
+#define CA_FUNCS(X) \
+	X(ASN1_IA5STRING_free) \
+	X(ASN1_IA5STRING_new) \
+	X(ASN1_OCTET_STRING_free) \
+	X(ASN1_STRING_get0_data) \
+	X(ASN1_STRING_length) \
+	X(ASN1_STRING_set) \
+	X(ASN1_TIME_to_tm) \
+	X(BIO_ctrl) \
+	X(BIO_free) \
+	X(BIO_new) \
+	X(BIO_new_fp) \
+	X(BIO_s_mem) \
+	X(BIO_s_secmem) \
+	X(BN_bin2bn) \
+	X(BN_free) \
+	X(BN_to_ASN1_INTEGER) \
+	X(ERR_clear_error) \
+	X(ERR_peek_last_error) \
+	X(ERR_reason_error_string) \
+	X(EVP_PKEY_Q_keygen) \
+	X(EVP_PKEY_free) \
+	X(EVP_sha256) \
+	X(GENERAL_NAMES_free) \
+	X(GENERAL_NAMES_new) \
+	X(GENERAL_NAME_free) \
+	X(GENERAL_NAME_new) \
+	X(GENERAL_NAME_set0_value) \
+	X(OPENSSL_sk_num) \
+	X(OPENSSL_sk_push) \
+	X(OPENSSL_sk_value) \
+	X(PEM_read_bio_PrivateKey) \
+	X(PEM_read_bio_X509) \
+	X(PEM_write_bio_PrivateKey) \
+	X(PEM_write_bio_X509) \
+	X(RAND_bytes) \
+	X(X509V3_EXT_conf_nid) \
+	X(X509V3_set_ctx) \
+	X(X509V3_set_issuer_pkey) \
+	X(X509_EXTENSION_free) \
+	X(X509_NAME_add_entry_by_txt) \
+	X(X509_NAME_print_ex) \
+	X(X509_add1_ext_i2d) \
+	X(X509_add_ext) \
+	X(X509_check_private_key) \
+	X(X509_digest) \
+	X(X509_free) \
+	X(X509_get0_notAfter) \
+	X(X509_get0_notBefore) \
+	X(X509_get0_serialNumber) \
+	X(X509_get_ext_d2i) \
+	X(X509_get_extension_flags) \
+	X(X509_get_issuer_name) \
+	X(X509_get_serialNumber) \
+	X(X509_get_subject_name) \
+	X(X509_getm_notAfter) \
+	X(X509_getm_notBefore) \
+	X(X509_gmtime_adj) \
+	X(X509_new) \
+	X(X509_set_issuer_name) \
+	X(X509_set_pubkey) \
+	X(X509_set_version) \
+	X(X509_sign) \
+	X(X509_time_adj_ex) \
+	X(a2i_IPADDRESS)
+#define CA_DECLARE(f) static __typeof__(&f) ca_##f;
+CA_FUNCS(CA_DECLARE)
+#undef CA_DECLARE
+#define ASN1_IA5STRING_free (*ca_ASN1_IA5STRING_free)
+#define ASN1_IA5STRING_new (*ca_ASN1_IA5STRING_new)
+#define ASN1_OCTET_STRING_free (*ca_ASN1_OCTET_STRING_free)
+#define ASN1_STRING_get0_data (*ca_ASN1_STRING_get0_data)
+#define ASN1_STRING_length (*ca_ASN1_STRING_length)
+#define ASN1_STRING_set (*ca_ASN1_STRING_set)
+#define ASN1_TIME_to_tm (*ca_ASN1_TIME_to_tm)
+#define BIO_ctrl (*ca_BIO_ctrl)
+#define BIO_free (*ca_BIO_free)
+#define BIO_new (*ca_BIO_new)
+#define BIO_new_fp (*ca_BIO_new_fp)
+#define BIO_s_mem (*ca_BIO_s_mem)
+#define BIO_s_secmem (*ca_BIO_s_secmem)
+#define BN_bin2bn (*ca_BN_bin2bn)
+#define BN_free (*ca_BN_free)
+#define BN_to_ASN1_INTEGER (*ca_BN_to_ASN1_INTEGER)
+#define ERR_clear_error (*ca_ERR_clear_error)
+#define ERR_peek_last_error (*ca_ERR_peek_last_error)
+#define ERR_reason_error_string (*ca_ERR_reason_error_string)
+#define EVP_PKEY_Q_keygen (*ca_EVP_PKEY_Q_keygen)
+#define EVP_PKEY_free (*ca_EVP_PKEY_free)
+#define EVP_sha256 (*ca_EVP_sha256)
+#define GENERAL_NAMES_free (*ca_GENERAL_NAMES_free)
+#define GENERAL_NAMES_new (*ca_GENERAL_NAMES_new)
+#define GENERAL_NAME_free (*ca_GENERAL_NAME_free)
+#define GENERAL_NAME_new (*ca_GENERAL_NAME_new)
+#define GENERAL_NAME_set0_value (*ca_GENERAL_NAME_set0_value)
+#define OPENSSL_sk_num (*ca_OPENSSL_sk_num)
+#define OPENSSL_sk_push (*ca_OPENSSL_sk_push)
+#define OPENSSL_sk_value (*ca_OPENSSL_sk_value)
+#define PEM_read_bio_PrivateKey (*ca_PEM_read_bio_PrivateKey)
+#define PEM_read_bio_X509 (*ca_PEM_read_bio_X509)
+#define PEM_write_bio_PrivateKey (*ca_PEM_write_bio_PrivateKey)
+#define PEM_write_bio_X509 (*ca_PEM_write_bio_X509)
+#define RAND_bytes (*ca_RAND_bytes)
+#define X509V3_EXT_conf_nid (*ca_X509V3_EXT_conf_nid)
+#define X509V3_set_ctx (*ca_X509V3_set_ctx)
+#define X509V3_set_issuer_pkey (*ca_X509V3_set_issuer_pkey)
+#define X509_EXTENSION_free (*ca_X509_EXTENSION_free)
+#define X509_NAME_add_entry_by_txt (*ca_X509_NAME_add_entry_by_txt)
+#define X509_NAME_print_ex (*ca_X509_NAME_print_ex)
+#define X509_add1_ext_i2d (*ca_X509_add1_ext_i2d)
+#define X509_add_ext (*ca_X509_add_ext)
+#define X509_check_private_key (*ca_X509_check_private_key)
+#define X509_digest (*ca_X509_digest)
+#define X509_free (*ca_X509_free)
+#define X509_get0_notAfter (*ca_X509_get0_notAfter)
+#define X509_get0_notBefore (*ca_X509_get0_notBefore)
+#define X509_get0_serialNumber (*ca_X509_get0_serialNumber)
+#define X509_get_ext_d2i (*ca_X509_get_ext_d2i)
+#define X509_get_extension_flags (*ca_X509_get_extension_flags)
+#define X509_get_issuer_name (*ca_X509_get_issuer_name)
+#define X509_get_serialNumber (*ca_X509_get_serialNumber)
+#define X509_get_subject_name (*ca_X509_get_subject_name)
+#define X509_getm_notAfter (*ca_X509_getm_notAfter)
+#define X509_getm_notBefore (*ca_X509_getm_notBefore)
+#define X509_gmtime_adj (*ca_X509_gmtime_adj)
+#define X509_new (*ca_X509_new)
+#define X509_set_issuer_name (*ca_X509_set_issuer_name)
+#define X509_set_pubkey (*ca_X509_set_pubkey)
+#define X509_set_version (*ca_X509_set_version)
+#define X509_sign (*ca_X509_sign)
+#define X509_time_adj_ex (*ca_X509_time_adj_ex)
+#define a2i_IPADDRESS (*ca_a2i_IPADDRESS)
+
+static pthread_once_t ca_once = PTHREAD_ONCE_INIT;
+static char ca_err[512];
+static int ca_loaded;
+
+static void ca_load_once(void)
+{
+	void *h = dlopen(CA_LIBCRYPTO, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		const char *e = dlerror();
+		snprintf(ca_err, sizeof ca_err, "%s", e ? e : "dlopen failed");
+		return;
+	}
+	void *f;
+#define CA_LOAD(n) \
+	if (!(f = dlsym(h, #n))) { \
+		snprintf(ca_err, sizeof ca_err, "%s has no %s", CA_LIBCRYPTO, #n); \
+		return; \
+	} \
+	memcpy(&ca_##n, &f, sizeof f);
+	CA_FUNCS(CA_LOAD)
+#undef CA_LOAD
+	ca_loaded = 1;
+}
+
+/* Loads libcrypto once per process (thread-safe); kind "not_found" naming
+ * the Debian package when it cannot. */
+static void ca_load(lua_State *L)
+{
+	pthread_once(&ca_once, ca_load_once);
+	if (!ca_loaded)
+		cork_raise(L, "not_found", "cannot load %s, which cork.ca mints certificates with: %s "
+		           "(install the Debian package libssl3)", CA_LIBCRYPTO, ca_err);
+}
 
 #define CA_BOX "cork.ca.Box"
 #define CA_MAX_DAYS 36500
@@ -84,6 +263,7 @@ static int box_free(lua_State *L)
 
 static struct ca_box *box_new(lua_State *L)
 {
+	ca_load(L);
 	struct ca_box *b = lua_newuserdatauv(L, sizeof *b, 0);
 	memset(b, 0, sizeof *b);
 	luaL_setmetatable(L, CA_BOX);

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include <curl/curlver.h>
-#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
 #include <yaml.h>
 
 #include "cork.h"
@@ -47,6 +47,16 @@ static int core_sleep(lua_State *L)
 static int core_time(lua_State *L)
 {
 	lua_pushnumber(L, cork_now());
+	return 1;
+}
+
+/* core.wall_time() -> seconds since the epoch, millisecond precision (the
+ * `ts` of events) */
+static int core_wall_time(lua_State *L)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	lua_pushnumber(L, (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1e3);
 	return 1;
 }
 
@@ -131,6 +141,13 @@ static int core_settings(lua_State *L)
 static int core_interrupted(lua_State *L)
 {
 	lua_pushboolean(L, cork_interrupt_pending(L));
+	return 1;
+}
+
+/* core.in_cleanup() -> true while scope cleanups run (uninterruptibly) */
+static int core_in_cleanup(lua_State *L)
+{
+	lua_pushboolean(L, cork_in_cleanup(L) > 0);
 	return 1;
 }
 
@@ -233,7 +250,8 @@ static int core_versions(lua_State *L)
 	lua_setfield(L, -2, "libcurl");
 	lua_pushstring(L, yaml_get_version_string());
 	lua_setfield(L, -2, "libyaml");
-	lua_pushstring(L, OpenSSL_version(OPENSSL_VERSION));
+	/* likewise the OpenSSL built against: cork.ca loads libcrypto on first use */
+	lua_pushstring(L, OPENSSL_VERSION_TEXT);
 	lua_setfield(L, -2, "openssl");
 	return 1;
 }
@@ -294,6 +312,7 @@ static int core_opt(lua_State *L)
 static const luaL_Reg core_funcs[] = {
 	{"sleep", core_sleep},
 	{"time", core_time},
+	{"wall_time", core_wall_time},
 	{"error", core_error},
 	{"new_error", core_new_error},
 	{"is_error", core_is_error},
@@ -302,6 +321,7 @@ static const luaL_Reg core_funcs[] = {
 	{"settings", core_settings},
 	{"interrupted", core_interrupted},
 	{"clear_interrupt", core_clear_interrupt},
+	{"in_cleanup", core_in_cleanup},
 	{"checkpoint", core_checkpoint},
 	{"pid", core_pid},
 	{"uid", core_uid},

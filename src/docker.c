@@ -109,7 +109,7 @@ static int docker_info(lua_State *L)
 /* ---- raw requests --------------------------------------------------------- */
 
 static const char *const request_opts[] = {"query", "body", "timeout", "content_type", "output",
-                                           "progress", "headers", "redact", NULL};
+                                           "progress", "headers", "redact", "grace", NULL};
 
 /* c->hdr_extra = base + the `headers` table at index hi ({Name = "value"}).
  * Names are tokens, values one line; values are never echoed (a registry
@@ -264,6 +264,8 @@ static int docker_request(lua_State *L)
 	if (oi)
 		cork_check_options(L, oi, request_opts);
 	double t = cork_opt_number(L, oi, "timeout", 0);
+	double grace = cork_opt_number(L, oi, "grace", 0);
+	luaL_argcheck(L, grace >= 0 && grace <= 3600, 4, "'grace' must be between 0 and 3600 seconds");
 	const char *ctype = cork_opt_string(L, oi, "content_type", NULL);
 	const char *output = cork_opt_string(L, oi, "output", NULL);
 	lua_settop(L, 4);
@@ -301,6 +303,7 @@ static int docker_request(lua_State *L)
 	/* timeout: seconds; math.huge = no limit (waits as long as a container) */
 	long tm = t == HUGE_VAL ? 0 : t > 0 ? (long)(t * 1000) : c->timeout_ms;
 	struct sink sk = {.path = output, .fd = -1, .progress = pi};
+	c->grace = grace;
 	long status = dk_perform_io(L, c, method, full, body, blen, hdrs, tm, NULL, 0,
 	                            output ? &sk : NULL);
 	if (!dk_status_kind_ok(status) && status != 304) {

@@ -142,6 +142,8 @@ typedef struct {
 	char h_api[24], h_os[24], h_server[96], h_ctype[96], h_exp[8], h_builder[8];
 	int closed;
 	int busy;               /* inside a request's progress function */
+	double grace;           /* the next request: seconds it may run on after
+	                         * an interrupt (request's `grace`: creates) */
 } client;
 
 typedef struct {

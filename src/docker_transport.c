@@ -539,11 +539,12 @@ static void easy_request(client *c, const char *method, const char *url, const c
 }
 
 /* Drive the multi handle until the transfer ends, an interrupt (returns
- * 1) or a failed progress function (returns 2, its error on the stack).
+ * 1; 3 when it came after `grace` seconds of letting the request finish)
+ * or a failed progress function (returns 2, its error on the stack).
  * *rc is the transfer's result. Never raises. */
-static int multi_run(lua_State *L, client *c, struct sink *out, CURLcode *rc)
+static int multi_run(lua_State *L, client *c, struct sink *out, CURLcode *rc, double grace)
 {
-	double last = mono_now();
+	double last = mono_now(), int_at = 0;
 	*rc = CURLE_OK;
 	for (;;) {
 		int running = 0;
@@ -561,8 +562,17 @@ static int multi_run(lua_State *L, client *c, struct sink *out, CURLcode *rc)
 					*rc = m->data.result;
 			return 0;
 		}
-		if (cork_interrupt_pending(L))
-			return 1;
+		if (cork_interrupt_pending(L)) {
+			/* a create that was sent runs to its end (bounded): the
+			 * interrupt is raised at the next safe point, with the
+			 * resource made and known */
+			if (grace <= 0)
+				return 1;
+			if (int_at == 0)
+				int_at = mono_now();
+			else if (mono_now() - int_at >= grace)
+				return 3;
+		}
 		if (out && out->progress && out->bytes > 0 && mono_now() - last >= 1.0) {
 			/* the progress function runs protected: its error (or an
 			 * interrupt it meets) ends the transfer and is raised by
@@ -589,6 +599,8 @@ long dk_perform_io(lua_State *L, client *c, const char *method, const char *path
                    const char *body, size_t blen, struct curl_slist *hdrs, long timeout_ms,
                    FILE *upload, curl_off_t upload_size, struct sink *out)
 {
+	double grace = c->grace;
+	c->grace = 0;
 	cork_checkpoint(L);
 	luaL_checkstack(L, 8, NULL);
 	if (c->busy)
@@ -602,8 +614,8 @@ long dk_perform_io(lua_State *L, client *c, const char *method, const char *path
 	easy_request(c, method, url, body, blen, hdrs, timeout_ms, upload, upload_size, out);
 	CURLcode rc;
 	curl_multi_add_handle(c->multi, c->easy);
-	int stop = multi_run(L, c, out, &rc);
-	int interrupted = stop == 1, cb_failed = stop == 2;
+	int stop = multi_run(L, c, out, &rc, grace);
+	int interrupted = stop == 1 || stop == 3, cb_failed = stop == 2;
 	long status = 0, oserr = 0;
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &oserr);
@@ -624,6 +636,14 @@ long dk_perform_io(lua_State *L, client *c, const char *method, const char *path
 
 	if (interrupted) {
 		cork_checkpoint(L);
+		if (stop == 3) {
+			/* the engine may still make it: cleanups must look, not trust a 404 */
+			cork_error_push(L, "interrupted", "docker %s %s: interrupted; the engine did not answer "
+			                "within %g s and may still create it", method, path, grace);
+			lua_pushboolean(L, 1);
+			lua_setfield(L, -2, "uncertain");
+			return lua_error(L);
+		}
 		cork_raise(L, "interrupted", "docker %s %s: interrupted", method, path);
 	}
 	if (c->resp.oom)

@@ -20,19 +20,70 @@
 
 #define LOCK_MT "cork.fs.Lock"
 
-static mode_t check_mode(lua_State *L, int idx, mode_t def)
+/* A file mode: a string of octal digits ("0755", "644", "4755"), or an
+ * integer no larger than 0777. Lua has no octal literals: `mode = 0755` is
+ * the decimal 755 (mode 01363), so an integer above 0777 is refused rather
+ * than applied (the special bits need the string form). Misuse: raises. */
+static mode_t to_mode(lua_State *L, int idx, mode_t def)
 {
-	lua_Integer m = luaL_optinteger(L, idx, def);
-	luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range");
-	return (mode_t)m;
+	if (lua_isnoneornil(L, idx))
+		return def;
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		size_t len;
+		const char *s = lua_tolstring(L, idx, &len);
+		lua_Integer m = 0;
+		size_t i = 0;
+		if (len >= 2 && s[0] == '0' && (s[1] == 'o' || s[1] == 'O'))
+			i = 2;
+		if (len == i || len - i > 8)
+			luaL_error(L, "mode \"%s\" is not a file mode: write octal digits, as \"0755\"", s);
+		for (; i < len; i++) {
+			if (s[i] < '0' || s[i] > '7')
+				luaL_error(L, "mode \"%s\" is not a file mode: write octal digits, as \"0755\"", s);
+			m = m * 8 + (s[i] - '0');
+		}
+		if (m > 07777)
+			luaL_error(L, "mode \"%s\" is out of range (at most \"07777\")", s);
+		return (mode_t)m;
+	}
+	if (!lua_isinteger(L, idx))
+		luaL_error(L, "a file mode is a string of octal digits (\"0755\") or an integer, not %s",
+		           luaL_typename(L, idx));
+	lua_Integer m = lua_tointeger(L, idx);
+	if (m >= 0 && m <= 0777)
+		return (mode_t)m;
+	char digits[32];
+	snprintf(digits, sizeof digits, "%lld", (long long)m);
+	if (m > 0 && strspn(digits, "01234567") == strlen(digits))
+		luaL_error(L, "mode %s is not a file mode (Lua reads 0%s as the decimal %s): "
+		           "write it as a string, \"0%s\"", digits, digits, digits, digits);
+	luaL_error(L, "mode %s is out of range (an integer mode is at most 0777, 511; "
+	           "write modes as octal strings, \"0755\")", digits);
+	return 0;
 }
 
+static mode_t check_mode(lua_State *L, int idx, mode_t def)
+{
+	return to_mode(L, idx, def);
+}
+
+/* fs.mode(value) -> integer: the mode cork.fs would apply for `value`. */
+static int fs_mode(lua_State *L)
+{
+	luaL_checkany(L, 1);
+	lua_pushinteger(L, (lua_Integer)to_mode(L, 1, 0));
+	return 1;
+}
+
+/* The `mode` of the option table at idx (a mode as to_mode takes it). */
 static mode_t opt_mode(lua_State *L, int idx, mode_t def)
 {
-	lua_Integer m = cork_opt_integer(L, idx, "mode", def);
-	if (m < 0 || m > 07777)
-		luaL_error(L, "option 'mode' out of range (0 to 07777)");
-	return (mode_t)m;
+	if (!lua_istable(L, idx))
+		return def;
+	lua_getfield(L, idx, "mode");
+	mode_t m = to_mode(L, lua_gettop(L), def);
+	lua_pop(L, 1);
+	return m;
 }
 
 /* mkdir -p; the last component gets exactly `mode` when created. */
@@ -178,22 +229,72 @@ static int fs_append(lua_State *L)
 	return 0;
 }
 
-/* fs.read(path) -> data */
+static const char *const read_opts[] = {"max", "regular", NULL};
+
+/* fs.read(path[, {max, regular}]) -> data. regular: refuse anything but a
+ * regular file (a FIFO is opened without blocking and refused, a symlink to
+ * /dev/zero is refused), kind "invalid". max: refuse a file larger than max
+ * bytes (kind "too_large"), reading at most max + 1. A signal during a read
+ * raises "interrupted". */
 static int fs_read(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
+	int oi = lua_isnoneornil(L, 2) ? 0 : 2;
+	lua_Integer max = -1;
+	int regular = 0;
+	if (oi) {
+		luaL_checktype(L, oi, LUA_TTABLE);
+		cork_check_options(L, oi, read_opts);
+		lua_getfield(L, oi, "max");
+		if (!lua_isnil(L, -1)) {
+			max = luaL_checkinteger(L, -1);
+			luaL_argcheck(L, max >= 0, oi, "'max' must be >= 0");
+		}
+		lua_getfield(L, oi, "regular");
+		regular = lua_toboolean(L, -1);
+		lua_pop(L, 2);
+	}
 	luaL_Buffer b;
 	int fd;
 	cork_checkpoint(L);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | (regular ? O_NONBLOCK : 0));
 	if (fd < 0)
 		return cork_raise_errno(L, errno, "cannot read", path);
+	if (regular) {
+		struct stat st;
+		if (fstat(fd, &st) != 0) {
+			int err = errno;
+			close(fd);
+			return cork_raise_errno(L, err, "cannot read", path);
+		}
+		if (!S_ISREG(st.st_mode)) {
+			close(fd);
+			cork_error_push(L, "invalid", "cannot read %s: not a regular file (%s)", path,
+			                S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
+			                S_ISCHR(st.st_mode) ? "a character device" :
+			                S_ISBLK(st.st_mode) ? "a block device" :
+			                S_ISSOCK(st.st_mode) ? "a socket" : "not a file");
+			lua_pushstring(L, path);
+			lua_setfield(L, -2, "path");
+			return lua_error(L);
+		}
+		/* regular: blocking reads again */
+		int fl = fcntl(fd, F_GETFL);
+		if (fl >= 0)
+			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	}
+	size_t total = 0;
 	luaL_buffinit(L, &b);
 	for (;;) {
 		char *p = luaL_prepbuffer(&b);
 		ssize_t n = read(fd, p, LUAL_BUFFERSIZE);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			if (cork_interrupt_pending(L)) {
+				close(fd);
+				cork_checkpoint(L);
+			}
 			continue;
+		}
 		if (n < 0) {
 			int err = errno;
 			close(fd);
@@ -202,6 +303,20 @@ static int fs_read(lua_State *L)
 		if (n == 0)
 			break;
 		luaL_addsize(&b, (size_t)n);
+		total += (size_t)n;
+		if (max >= 0 && total > (size_t)max) {
+			close(fd);
+			cork_error_push(L, "too_large", "cannot read %s: larger than %d bytes", path, (int)max);
+			lua_pushstring(L, path);
+			lua_setfield(L, -2, "path");
+			lua_pushinteger(L, max);
+			lua_setfield(L, -2, "max");
+			return lua_error(L);
+		}
+		if (cork_interrupt_pending(L)) {
+			close(fd);
+			cork_checkpoint(L);
+		}
 	}
 	close(fd);
 	luaL_pushresult(&b);
@@ -472,6 +587,7 @@ static const luaL_Reg fs_funcs[] = {
 	{"join", fs_join},
 	{"list", fs_list},
 	{"lock", fs_lock},
+	{"mode", fs_mode},
 	{NULL, NULL}
 };
 

@@ -21,8 +21,6 @@
 #include "modules.h"
 #include "runtime.h"
 
-int luaopen_cjson(lua_State *L);
-
 struct cork {
 	lua_State *L;
 	char *lua_path;
@@ -266,20 +264,14 @@ static void human_event(struct cork *c, const char *level, const char *msg)
 	fflush(stderr);
 }
 
-/* Encode the table on top of the stack with the runtime's private cjson. */
+/* Encode the table on top of the stack with cork.json's encoder (lists
+ * marked with cork.json.array stay arrays when empty; src/json.c). */
 static const char *encode_json(lua_State *L)
 {
 	lua_getfield(L, LUA_REGISTRYINDEX, "cork.json_encode");
 	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);
-		luaL_requiref(L, "cork.json", luaopen_cjson, 0);
-		lua_getfield(L, -1, "encode_keep_buffer");
-		if (lua_isfunction(L, -1)) {
-			lua_pushboolean(L, 0);
-			lua_call(L, 1, 0);
-		} else {
-			lua_pop(L, 1);
-		}
+		luaL_requiref(L, "cork.json", luaopen_cork_json, 0);
 		lua_getfield(L, -1, "encode");
 		lua_remove(L, -2);
 		lua_pushvalue(L, -1);
@@ -397,8 +389,6 @@ static void preload_all(lua_State *L)
 		lua_pushcfunction(L, m->open);
 		lua_setfield(L, -2, m->name);
 	}
-	lua_pushcfunction(L, luaopen_cjson);
-	lua_setfield(L, -2, "cork.json");
 	for (const struct cork_embedded *e = cork_embedded_files; e->path; e++) {
 		char name[256];
 		if (!module_name(e->path, name, sizeof name))
@@ -618,6 +608,14 @@ static int run_protected(struct cork *c, int nargs)
 		snprintf(c->last_kind, sizeof c->last_kind, "%s", kind);
 		lua_settop(L, top);
 		code = exit_code_for(kind);
+		if (lua_istable(L, err)) {
+			/* an error may say which code it is (a misspelled name on the
+			 * command line: kind not_found, exit 2 as a usage error) */
+			lua_getfield(L, err, "exit_code");
+			if (lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0 && lua_tointeger(L, -1) < 126)
+				code = (int)lua_tointeger(L, -1);
+			lua_pop(L, 1);
+		}
 		{
 			lua_createtable(L, 0, 3);
 			int ft = lua_gettop(L);
@@ -625,6 +623,14 @@ static int run_protected(struct cork *c, int nargs)
 			lua_setfield(L, ft, "kind");
 			lua_pushinteger(L, code);
 			lua_setfield(L, ft, "exit_code");
+			if (lua_istable(L, err)) {
+				/* the provisioning step that failed, when one did */
+				lua_getfield(L, err, "provision_step");
+				if (lua_type(L, -1) == LUA_TSTRING)
+					lua_setfield(L, ft, "provision_step");
+				else
+					lua_pop(L, 1);
+			}
 			if (c->json || c->on_event)
 				emit_json(L, c, "error", "failed", c->last_error, ft);
 			lua_settop(L, top);

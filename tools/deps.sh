@@ -9,8 +9,9 @@ build="gcc make pkg-config liblua5.4-dev lua-cjson-dev libyaml-dev libcurl4-open
 # mitmproxy (a real consumer of the minted CAs), valgrind (leak checks),
 # docker-registry (the stand-in registry image: prepare's registry path),
 # neovim (the editor plugin's tests: editors/nvim),
-# debootstrap (the real bundle image: cork run bundle --from-apt)
-test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind docker-registry neovim debootstrap"
+# debootstrap (the real bundle image: cork run bundle --from-apt),
+# socat (test_cancel: an engine that goes away, as a proxy that is stopped)
+test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind docker-registry neovim debootstrap socat"
 # the benchmarks also need what the tests need; lua5.4 is the startup floor
 bench="lua5.4"
 case "${1:-all}" in

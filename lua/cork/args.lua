@@ -38,6 +38,19 @@ local function closest(name, spec)
 end
 M.closest = closest
 
+-- suggest(word, names) -> the name closest to word (a typo: at most two
+-- edits, case aside), or nil. names: a list of strings.
+function M.suggest(word, names)
+  if type(word) ~= "string" then return nil end
+  local spec, lower = {}, {}
+  for _, n in ipairs(names or {}) do
+    if n:lower() == word:lower() then return n end
+    spec[n:lower()] = true; lower[n:lower()] = n
+  end
+  local best = closest(word:lower(), spec)
+  return best and lower[best] or nil
+end
+
 function M.parse(args, spec, spec_opts)
   local opts, rest = {}, {}
   local i = 1

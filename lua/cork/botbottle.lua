@@ -178,6 +178,7 @@ M.route_aliases = {path_allowlist = "paths"}
 function M.route_auth(r)
   if type(r.auth) == "table" then
     for k in pairs(r.auth) do if k ~= "scheme" and k ~= "token_ref" then return false end end
+    if schema.is_null(r.auth.token_ref) then return scheme_of(r.auth.scheme) or false, r.token_ref, "auth" end
     return scheme_of(r.auth.scheme) or false, r.auth.token_ref, "auth"
   end
   return r.auth, r.token_ref, nil
@@ -185,7 +186,7 @@ end
 
 -- Rules that only the bot-bottle keys of a route raise.
 function M.check_route(r, at)
-  if type(r.auth) == "table" and not schema.is_null(r.token_ref) then
+  if type(r.auth) == "table" and not schema.is_null(r.auth.token_ref) and not schema.is_null(r.token_ref) then
     at.fail("token_ref is given both here and in auth; keep one", "token_ref")
   end
   local pl = type(r.pipelock) == "table" and r.pipelock or {}
@@ -411,7 +412,7 @@ function Tr:route(r, path)
   if type(r.auth) == "table" then
     local a = r.auth
     r.auth = scheme_of(a.scheme)
-    self:set(r, "token_ref", a.token_ref, "auth")
+    if a.token_ref then self:set(r, "token_ref", a.token_ref, "auth") end
   end
   if r.path_allowlist then self:rename(r, "path_allowlist", "paths") end
   local pl = r.pipelock

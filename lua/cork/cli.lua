@@ -15,10 +15,12 @@ commands:
   recipes                list the recipes cork can find
   script FILE [ARGS]     run a Lua file with the bindings loaded (also: cork FILE.lua)
   repl                   interactive Lua prompt with the bindings loaded
-  version                versions of cork and its libraries
-  help [COMMAND]         this text, or one command's
+  version                versions of cork and its libraries (also: --version)
+  help [COMMAND|RECIPE]  this text, or one command's or recipe's
+  complete WHAT          names for shell completion, one a line
 
 bottles:
+  bottles                the bottles and agents cork can find, and where
   plan --bottle NAME     validate a bottle and print what a launch would do
   import-bottle FILE     print a bot-bottle file in cork's native form
   ls                     running bottles: slug, backend, alias, ports, age, status
@@ -28,7 +30,8 @@ bottles:
   supervise [SLUG]       what agents asked for; supervise approve|deny ID
   serve --stdio          JSON-lines control channel for editors
 
-  (`cork run docker|smolmachines --bottle NAME` launches one; `cork help CMD`)
+  (`cork run docker|smolmachines --bottle NAME` launches one: `cork help docker`;
+   from nothing to a running bottle: docs/getting-started.md)
 
 global flags (before or after the command):
   --json          events as NDJSON on stdout; human output off
@@ -42,13 +45,23 @@ exit codes: 0 ok, 1 failed, 2 usage or invalid input, 130 interrupted
 ]]
 
 local HELP = {
+  help = [[
+usage: cork help [COMMAND | RECIPE]
+
+Without an argument, the list of commands, global flags and exit codes.
+With a command's name, that command's help (the same as `cork COMMAND
+--help`); with a recipe's name, the recipe's own help (the same as
+`cork run RECIPE --help`). `man cork` holds all of it (make install).]],
   run = [[
 usage: cork run RECIPE [recipe options]
 
 Runs a recipe: a name found in CORK_PATH (DIR/recipes/NAME.lua, DIR/NAME.lua)
 or among the embedded recipes, or a path to a .lua file. The options after
-RECIPE are the recipe's own; `cork run RECIPE --help` shows them when the
-recipe defines any.]],
+RECIPE are the recipe's own; `cork run RECIPE --help` (or `cork help RECIPE`)
+shows the recipe's help: the comment block at the top of its file, read and
+never run. A misspelled recipe name is a usage error (exit 2) with a
+suggestion. The recipe comes first; when options come first
+(`cork run --bottle dev docker`), the one word that names a recipe is used.]],
   recipes = [[
 usage: cork recipes
 
@@ -87,13 +100,42 @@ end
 
 local commands = {}
 
+-- Every command: name -> its help text (the man page is made from these).
+function M.command_names()
+  local names, seen = {}, {}
+  for _, n in ipairs({ "run", "recipes", "script", "repl", "version", "help" }) do
+    names[#names + 1] = n; seen[n] = true
+  end
+  for _, p in ipairs(core.embedded_list("lua/cork/cmd/")) do
+    local n = p:match("^lua/cork/cmd/([%w_-]+)%.lua$")
+    if n and not seen[n] then names[#names + 1] = n; seen[n] = true end
+  end
+  return names
+end
+
+function M.help_text(name)
+  if name == nil then return USAGE end
+  if HELP[name] then return HELP[name] end
+  local ok, mod = pcall(require, "cork.cmd." .. name)
+  if ok and type(mod) == "table" and mod.help then return mod.help end
+  return nil
+end
+
 function commands.help(args)
   local name = args[1]
+  if #args > 1 then usage("help takes one command or recipe name") end
   if not name then io.stdout:write(USAGE); return 0 end
-  if HELP[name] then out(HELP[name]); return 0 end
-  local ok, mod = pcall(require, "cork.cmd." .. name)
-  if ok and type(mod) == "table" and mod.help then out(mod.help); return 0 end
-  usage(("unknown command '%s'"):format(name))
+  local text = M.help_text(name)
+  if text then out(text); return 0 end
+  local recipes = require "cork.recipes"
+  if pcall(recipes.find, name) then out(recipes.help(name)); return 0 end
+  local hint = require("cork.args").suggest(name, M.command_names())
+  if not hint then
+    local names = {}
+    for _, r in ipairs(recipes.list()) do names[#names + 1] = r.name end
+    hint = require("cork.args").suggest(name, names)
+  end
+  usage(("no command or recipe '%s'%s"):format(name, hint and ("; did you mean '%s'?"):format(hint) or ""))
 end
 
 function commands.version(args)
@@ -123,10 +165,36 @@ function commands.recipes(args)
   return 0
 end
 
+-- The recipe comes first (`cork run RECIPE [options]`). When options come
+-- first (`cork run --bottle dev docker`), the one word among the rest that
+-- names a recipe is taken as the recipe; anything else is a usage error.
+local function recipe_first(args)
+  local recipes = require "cork.recipes"
+  if args[1] == nil or args[1]:sub(1, 1) ~= "-" then return table.remove(args, 1) end
+  local found = {}
+  for i, a in ipairs(args) do
+    if a == "--" then break end
+    if a:sub(1, 1) ~= "-" and pcall(recipes.find, a) then found[#found + 1] = i end
+  end
+  if #found ~= 1 then
+    usage(("run takes the recipe first: cork run RECIPE [options] (got option %s first)"):format(args[1]))
+  end
+  return table.remove(args, found[1])
+end
+
 function commands.run(args)
-  local name = table.remove(args, 1)
+  local name = recipe_first(args)
   if not name then usage("run needs a recipe name or path") end
-  return require("cork.recipes").run(name, args)
+  local recipes = require "cork.recipes"
+  local ok, err = pcall(recipes.find, name)
+  if not ok then
+    -- a misspelled name on the command line is a usage error (exit 2)
+    if core.is_error(err, "not_found") then err.exit_code = 2 end
+    error(err, 0)
+  end
+  -- the recipe's help is its header comment: shown, never run
+  if want_help(args) then out(recipes.help(name)); return 0 end
+  return recipes.run(name, args)
 end
 
 function M.run_file(path, args)
@@ -204,6 +272,7 @@ function M.main(args)
   local cmd = args[1]
   if cmd == nil then io.stderr:write(USAGE); return 2 end
   if cmd == "--help" or cmd == "-h" then io.stdout:write(USAGE); return 0 end
+  if cmd == "--version" or cmd == "-V" then return commands.version({}) end
   if cmd:match("%.lua$") and cmd ~= "script" then
     return M.run_file(cmd, { table.unpack(args, 2) })
   end
@@ -219,7 +288,8 @@ function M.main(args)
     local ok, mod = pcall(require, "cork.cmd." .. cmd)
     if not ok then
       if tostring(mod):find("module 'cork.cmd." .. cmd .. "' not found", 1, true) then
-        usage(("unknown command '%s'"):format(cmd))
+        local hint = require("cork.args").suggest(cmd, M.command_names())
+        usage(("unknown command '%s'%s"):format(cmd, hint and ("; did you mean '%s'?"):format(hint) or ""))
       end
       error(mod, 0)
     end

@@ -76,9 +76,15 @@ local function api_at_least(d, minor)
 end
 
 -- request() and its decoded body; `redact` lists values an error must not show.
-local function call(d, method, p, body, timeout, redact)
-  return d:request(method, p, { body = body, timeout = timeout, redact = redact })
+local function call(d, method, p, body, timeout, redact, grace)
+  return d:request(method, p, { body = body, timeout = timeout, redact = redact, grace = grace })
 end
+
+-- A create that was sent is let finish for up to this long after an
+-- interrupt: abandoned, the engine would make the thing after cork gave up
+-- on it (and its cleanup saw "not found"). The interrupt is raised at the
+-- next safe point, with the resource made and known (issue 20).
+M.CREATE_GRACE = 15
 
 -- {Id=, Warning(s)=} -> {id=, warnings={...}}
 local function created(ans)
@@ -390,7 +396,7 @@ end
 function Client.network_create(d, o)
   if type(o) ~= "table" then argerror("network_create", 1, "table expected, got " .. type(o)) end
   local body = B.network_create(o)
-  return created(call(d, "POST", "/networks/create", body).body)
+  return created(call(d, "POST", "/networks/create", body, nil, nil, M.CREATE_GRACE).body)
 end
 
 -- d:network_inspect(ref) -> Docker's network object
@@ -444,7 +450,7 @@ function Client.container_create(d, o)
   if type(o) ~= "table" then argerror("container_create", 1, "table expected, got " .. type(o)) end
   local minor = api_at_least(d, 44) and 44 or 0
   local body, p, secrets, nets = B.container_create(o, minor)
-  local res = created(call(d, "POST", p, body, nil, secrets).body)
+  local res = created(call(d, "POST", p, body, nil, secrets, M.CREATE_GRACE).body)
   -- older engines: connect the other networks now, before any start; on
   -- failure remove the half-made container (as a cleanup: an interrupt
   -- does not stop it), then raise the first error

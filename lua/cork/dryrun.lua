@@ -20,7 +20,7 @@ local function redact_env(v)
       out[k] = redact_env(x)
     end
   end
-  return out
+  return setmetatable(out, getmetatable(v))   -- a list stays a list
 end
 
 -- A stand-in for a client: reads go to `real` (when given), every other
@@ -33,7 +33,7 @@ function M.recorder(label, real, reads, answers)
     end
     return function(_, ...)
       local a = table.pack(...)
-      local shown = {}
+      local shown = json.array()   -- "args": [] when there are none, never {}
       for i = 1, a.n do shown[i] = redact_env(a[i]) end
       local ok, text = pcall(json.encode, shown)
       log.info(("would call %s.%s %s"):format(label, method, ok and text or "(...)"))

@@ -20,6 +20,17 @@ local fs = require "cork.fs"
 
 local M = {}
 
+-- What a slug is (cork.plan makes them): "<name>-<suffix>", [a-z0-9-] only,
+-- no leading, trailing or double dash. Here, beside the state dirs they
+-- name, so that `cork down` checks one without loading the planner.
+M.SLUG_BASE_MAX = 20
+M.SLUG_SUFFIX = 6
+
+function M.is_slug(s)
+  return type(s) == "string" and #s <= M.SLUG_BASE_MAX + 1 + M.SLUG_SUFFIX
+    and s:find("^[a-z0-9][a-z0-9-]*[a-z0-9]$") ~= nil and not s:find("--", 1, true)
+end
+
 local root_override
 
 -- set_root(dir): keep journals somewhere else (--dry-run uses a temp dir).
@@ -38,9 +49,10 @@ Journal.__index = Journal
 
 local function now() return os.time() end
 
-function Journal:append(rec)
+-- sync = false: a line whose loss is harmless (see removed)
+function Journal:append(rec, sync)
   rec.ts = rec.ts or now()
-  fs.append(self.path, json.encode(rec) .. "\n", { mode = 384 })
+  fs.append(self.path, json.encode(rec) .. "\n", { mode = 384, sync = sync ~= false })
 end
 
 -- j:add(kind, name, extra): record a resource about to be created.
@@ -50,8 +62,11 @@ function Journal:add(kind, name, extra)
   self:append(rec)
 end
 
+-- Not fsynced: a "removed" line lost in a crash only makes `cork down`
+-- remove that resource again, and removing a missing resource is a no-op
+-- (every teardown used to wait for one fsync per resource).
 function Journal:removed(kind, name)
-  self:append({ op = "removed", kind = kind, name = name })
+  self:append({ op = "removed", kind = kind, name = name }, false)
 end
 
 function Journal:meta(fields)
@@ -68,11 +83,21 @@ end
 function M.open(slug, fields)
   local dir = M.dir(slug)
   fs.mkdir(M.root(), 448)
+  local existed = fs.exists(dir)
   fs.mkdir(dir, 448)
   local j = setmetatable({ slug = slug, dir = dir, path = M.path(slug) }, Journal)
   local rec = { op = "begin", slug = slug, pid = cork.core.pid() }
   for k, v in pairs(fields or {}) do rec[k] = v end
-  j:append(rec)
+  local ok, err = pcall(j.append, j, rec)
+  if not ok then
+    -- a full disk (or a read-only state dir) at the first line: no empty
+    -- state dir stays behind to look like a bottle
+    if not existed then pcall(fs.remove, dir, { recursive = true, missing_ok = true }) end
+    if cork.is_error(err) and err.kind ~= "interrupted" then
+      cork.error(err.kind, ("cannot start the journal of %s: %s"):format(slug, err.message), { path = j.path })
+    end
+    error(err, 0)
+  end
   return j
 end
 
@@ -95,7 +120,8 @@ function M.read(slug)
     local ok, rec = pcall(json.decode, line)
     if ok and type(rec) == "table" then
       if rec.op == "begin" then
-        st.backend, st.bottle, st.pid, st.started = rec.backend, rec.bottle, rec.pid, rec.ts
+        -- JSON numbers come back as floats: a pid is an integer (kill 28773.0 fails)
+        st.backend, st.bottle, st.pid, st.started = rec.backend, rec.bottle, math.tointeger(rec.pid), rec.ts
         for k, v in pairs(rec) do if st.meta[k] == nil and k ~= "op" then st.meta[k] = v end end
       elseif rec.op == "add" then
         local key = rec.kind .. "\0" .. rec.name
@@ -112,7 +138,7 @@ function M.read(slug)
           end
         end
       elseif rec.op == "detached" then
-        st.detached, st.pid = true, rec.pid
+        st.detached, st.pid = true, math.tointeger(rec.pid)
       elseif rec.op == "meta" then
         for k, v in pairs(rec) do if k ~= "op" and k ~= "ts" then st.meta[k] = v end end
       end
@@ -133,8 +159,23 @@ function M.slugs()
   return out
 end
 
--- M.finish(slug): the bottle is gone: remove its state dir.
-function M.finish(slug)
+-- M.finish(slug[, {force = true}]): the bottle is gone: remove its state
+-- dir. Recipes defer it first (so it runs last); it refuses (kind "cleanup")
+-- while the journal still lists a resource whose removal was not confirmed
+-- (an engine away or frozen during cleanup): the journal then stays for
+-- `cork down SLUG`. force removes the dir whatever it lists.
+function M.finish(slug, o)
+  local force = type(o) == "table" and not cork.is_error(o) and o.force
+  if not force then
+    local st = M.read(slug)
+    if st and #st.resources > 0 then
+      local left = {}
+      for _, r in ipairs(st.resources) do left[#left + 1] = r.kind .. " " .. r.name end
+      cork.error("cleanup", ("bottle %s: %d resource%s could not be removed (%s); the journal is kept: "
+        .. "run `cork down %s` once the engine is back"):format(slug, #left, #left == 1 and "" or "s",
+        table.concat(left, ", "), slug), { slug = slug, left = left })
+    end
+  end
   fs.remove(M.dir(slug), { recursive = true, missing_ok = true })
 end
 

@@ -13,8 +13,37 @@ local args = require "cork.args"
 local manifest = require "cork.manifest"
 local dryrun = require "cork.dryrun"
 local teardown = require "cork.teardown"
+local fs = require "cork.fs"
 
 local M = {}
+
+-- image_hint(role) -> how to get a missing image, for the not-found errors:
+-- the real bundle once cork can build one (a `bundle` recipe), the stand-in
+-- images until then; docs/getting-started.md walks the whole path.
+function M.image_hint(role)
+  if role == "bundle" then
+    if pcall(require("cork.recipes").find, "bundle") then
+      return "`cork run bundle` builds cork's bundle image (`cork run standin`: stand-ins that filter "
+        .. "nothing, to try cork quickly); see docs/getting-started.md"
+    end
+    return "no real bundle image is built by cork yet: `cork run standin` builds stand-in images "
+      .. "(the stand-in bundle filters nothing); see docs/getting-started.md"
+  end
+  return "build or load your agent's image (docker build, docker load), or use the stand-in agent "
+    .. "(`cork run standin`, a busybox shell); see docs/getting-started.md"
+end
+
+-- A dry run keeps its state (CA, configs, journal) in a temp dir, removed
+-- when the ctx is closed: the recipes hold it as `local ctx <close>`, so the
+-- dir goes however the run ends (a failed check, an error, Ctrl-C).
+local Ctx = {}
+Ctx.__index = Ctx
+function Ctx.__close(ctx)
+  if ctx.dry_root then
+    cork.fs.remove(ctx.dry_root, { recursive = true, missing_ok = true })
+    ctx.dry_root = nil
+  end
+end
 
 -- ---- the command line and the bottle ----------------------------------------
 
@@ -88,8 +117,8 @@ end
 -- load(opts) -> bottle, agent
 function M.load(opts)
   if opts.inline_bottle then return opts.inline_bottle, nil end
-  local agent = opts.agent and manifest.load_agent(opts.agent) or nil
-  local bottle = manifest.load_bottle(opts.bottle or agent.bottle)
+  local agent = opts.agent and manifest.named("agent", opts.agent) or nil
+  local bottle = manifest.named("bottle", opts.bottle or agent.bottle)
   return bottle, agent
 end
 
@@ -139,24 +168,20 @@ function M.env_file(values)
   return table.concat(lines, "\n") .. (#lines > 0 and "\n" or "")
 end
 
--- argv prefix that sources the secrets file (if any) and runs the rest.
+-- argv prefix that starts in $HOME (as `docker exec -w HOME` does), sources
+-- the secrets file (if any) and runs the rest.
 function M.with_env_file(path, argv)
-  local out = { "sh", "-c", 'if [ -f "$0" ]; then set -a; . "$0"; set +a; fi; exec "$@"', path }
+  local out = { "sh", "-c",
+    'cd "${HOME:-/}" 2>/dev/null; if [ -f "$0" ]; then set -a; . "$0"; set +a; fi; exec "$@"', path }
   for _, a in ipairs(argv) do out[#out + 1] = a end
   return out
 end
 
--- prepare(opts, backend) -> ctx: manifests loaded, plan built, clients
--- connected, secrets resolved, images checked: everything that can fail
--- before anything exists.
-function M.prepare(opts, backend)
-  local b, agent = M.load(opts)
-  local docker = dryrun.docker(opts)
-  local ctx = { opts = opts, backend = backend, bottle = b, agent = agent, docker = docker }
+-- prepare()'s work once the bottle is loaded and the clients made.
+local function prepare_rest(ctx)
+  local opts, b, agent, docker = ctx.opts, ctx.bottle, ctx.agent, ctx.docker
   local plan_opts = { subnets = function() return plan.docker_subnets(docker) end }
   if opts.dry_run then
-    -- a dry run keeps its state (CA, configs, journal) in a temp dir it removes
-    ctx.dry_root = cork.fs.tempdir("cork-dry-run")
     journal.set_root(ctx.dry_root .. "/cork")
     plan_opts.env = function(k)
       if k == "XDG_STATE_HOME" then return ctx.dry_root end
@@ -171,11 +196,16 @@ function M.prepare(opts, backend)
   if not ok then
     if cork.is_error(err, "not_found") then
       cork.error("not_found", ("bundle image %s not found in the Docker engine (set bundle.image in the bottle, "
-        .. "CORK_BUNDLE_IMAGE, or --bundle-image)"):format(ctx.bundle_image), { image = ctx.bundle_image })
+        .. "CORK_BUNDLE_IMAGE, or --bundle-image): %s"):format(ctx.bundle_image, M.image_hint("bundle")),
+        { image = ctx.bundle_image })
     end
     error(err, 0)
   end
   if opts.dry_run then
+    -- nothing is resolved, but what a real launch would stop at is said
+    for _, m in ipairs(plan.unset_variables(ctx.plan, b)) do
+      log.warn(m.message .. " (a launch would stop here)", { variable = m.variable, where = m.where })
+    end
     ctx.secrets = { agent = {}, bundle = {} }
     for _, s in ipairs(ctx.plan.agent_secrets) do ctx.secrets.agent[s.name] = "<secret " .. s.name .. ">" end
     for _, slot in ipairs(ctx.plan.egress_plan.token_slots) do
@@ -188,17 +218,84 @@ function M.prepare(opts, backend)
   return ctx
 end
 
--- The bundle network: journal, defer, create.
+-- prepare(opts, backend) -> ctx: manifests loaded, plan built, clients
+-- connected, secrets resolved, images checked: everything that can fail
+-- before anything exists. Hold it as `local ctx <close>` (--dry-run's temp
+-- dir is removed at close).
+function M.prepare(opts, backend)
+  local b, agent = M.load(opts)
+  local docker = dryrun.docker(opts)
+  local ctx = setmetatable({ opts = opts, backend = backend, bottle = b, agent = agent, docker = docker }, Ctx)
+  if opts.dry_run then
+    ctx.dry_root = cork.fs.tempdir("cork-dry-run")
+    local ok, err = pcall(prepare_rest, ctx)
+    if not ok then Ctx.__close(ctx); error(err, 0) end
+    return ctx
+  end
+  return prepare_rest(ctx)
+end
+
+
+-- Is err the engine refusing a subnet another network already has?
+local function overlap(err)
+  return cork.is_error(err) and (err.message or ""):find("overlaps", 1, true) ~= nil
+end
+M.subnet_overlap = overlap
+
+-- create_on_free_subnet(d, spec, first, seed, avoid) -> {subnet, gateway, bundle_ip}:
+-- network_create on `first` when no network has it, else on the next free
+-- /24 from seed, under a lock shared by every cork on the host (the plan's
+-- pick was made earlier, from a listing other launches could have
+-- changed since); when the engine still says the pool overlaps (a network
+-- made by something other than cork), the next free one.
+function M.create_on_free_subnet(d, spec, first, seed, avoid)
+  fs.mkdir(journal.root(), 448)
+  local lk <close> = fs.lock(journal.root() .. "/subnets.lock", { timeout = 60 })
+  local taken = plan.docker_subnets(d)
+  for _, x in ipairs(avoid or {}) do taken[#taken + 1] = x end
+  local pick = first
+  for _ = 1, 16 do
+    local clash = false
+    for _, t in ipairs(taken) do if plan.overlaps(pick.subnet, t) then clash = true; break end end
+    if clash then pick = plan.pick_subnet(seed, taken) end
+    spec.subnet, spec.gateway = pick.subnet, pick.gateway
+    local ok, err = pcall(d.network_create, d, spec)
+    if ok then return pick end
+    if not overlap(err) then error(err, 0) end
+    log.debug(("subnet %s overlaps another network: trying the next one"):format(pick.subnet))
+    taken[#taken + 1] = pick.subnet
+  end
+  cork.error("network", ("no free subnet for network %s after 16 tries (the engine said each one overlaps)")
+    :format(spec.name), { name = spec.name })
+end
+
+-- The bundle network: journal, defer, create (on a subnet chosen under the
+-- subnet lock; the plan follows when it had to move). extra: another
+-- network {name, internal, subnet = {subnet, gateway, bundle_ip}, seed,
+-- avoid}; its subnet is returned.
 function M.network(s, j, ctx, extra)
   local p, d = ctx.plan, ctx.docker
   local name = extra and extra.name or p.names.network
   j:add("network", name)
   s:defer(teardown.remove.network, d, name, j)
   local spec = { name = name, labels = p.labels.network }
-  if extra then for k, v in pairs(extra) do spec[k] = v end
-  else spec.subnet, spec.gateway = p.network.subnet, p.network.gateway end
-  d:network_create(spec)
-  return name
+  if extra then
+    for k, v in pairs(extra) do
+      if k ~= "subnet" and k ~= "gateway" and k ~= "seed" and k ~= "avoid" then spec[k] = v end
+    end
+    if not extra.subnet then d:network_create(spec); return name end
+    local want = type(extra.subnet) == "table" and extra.subnet
+      or { subnet = extra.subnet, gateway = extra.gateway }
+    local pick = M.create_on_free_subnet(d, spec, want, extra.seed or name, extra.avoid)
+    return name, pick
+  end
+  local pick = M.create_on_free_subnet(d, spec, p.network, p.slug)
+  if pick ~= p.network then
+    log.info(("subnet %s was taken meanwhile: network %s is on %s"):format(p.network.subnet, name, pick.subnet))
+    p.network.subnet, p.network.gateway, p.network.bundle_ip = pick.subnet, pick.gateway, pick.bundle_ip
+    p.bundle.ip = pick.bundle_ip
+  end
+  return name, p.network
 end
 
 -- The CAs (pipelock's always, egress's with routes) and the daemons' config
@@ -256,7 +353,7 @@ end
 function M.write_via_exec(exec)
   return function(_, path, content, o)
     o = o or {}
-    local mode = ("%o"):format(o.mode or 420)
+    local mode = ("%o"):format(cork.fs.mode(o.mode or "0644"))
     -- "user:" is the user and its login group (not root's group, as a bare
     -- "user" would leave a file written by root)
     local owner = o.owner or ""
@@ -281,7 +378,7 @@ function M.finish(s, j, ctx, attach_argv)
   log.event("bottle_ready", { slug = p.slug, backend = ctx.backend, attach = attach_argv })
   if ctx.opts.dry_run then
     s:release()   -- the recorded cleanups would only print more "would call" lines
-    cork.fs.remove(ctx.dry_root, { recursive = true, missing_ok = true })
+    Ctx.__close(ctx)
     log.info("dry run: nothing was created")
     return 0
   end
@@ -294,9 +391,12 @@ function M.finish(s, j, ctx, attach_argv)
     return 0
   end
   M.step("attach", ("attaching to %s (the bottle ends when the agent exits)"):format(p.slug))
+  require("cork.cmd.attach").need_tty(p.slug, true)
   local r = cork.proc.run(attach_argv, { interactive = true })
-  log.info(("agent exited with status %d; tearing the bottle down"):format(r.status))
-  return 0
+  log.info(("agent exited with status %d; tearing the bottle down"):format(r.status),
+    { status = r.status })
+  -- the agent's status is the run's: a script or editor sees how it ended
+  return r.status
 end
 
 return M

@@ -499,7 +499,13 @@ local EXTS = {".yaml", ".yml", ".md"}
 
 local function home_of(opts)
   local getenv = getenv_of(opts)
-  return (opts and opts.home) or getenv("HOME") or cork.fs.expand_tilde("~")
+  local home = (opts and opts.home) or getenv("HOME") or cork.fs.expand_tilde("~")
+  -- a relative HOME would only fail much later, as a Docker mount error
+  if type(home) ~= "string" or home:sub(1, 1) ~= "/" then
+    fail("env", ("HOME=%s is not an absolute path: set HOME to your home directory"):format(tostring(home)),
+      {home = home})
+  end
+  return home
 end
 
 local function config_home(opts)
@@ -538,6 +544,30 @@ function M.git_worktree_of(path)
   return nil
 end
 
+-- Why a search dir cannot be searched (a symlink loop, no permission, not a
+-- directory), or nil when it can (or simply does not exist).
+local function dir_problem(dir)
+  local ok, err = pcall(cork.fs.list, dir)
+  if ok or cork.is_error(err, "not_found") and not (err.errno == 20) then return nil end
+  if cork.is_error(err, "interrupted") then error(err, 0) end
+  return cork.is_error(err) and err.message or tostring(err)
+end
+
+-- The precise reason nothing usable was found for name in dirs (a file that
+-- is a directory, a dir that cannot be read), or nil.
+local function search_problem(dirs, name)
+  for _, dir in ipairs(dirs) do
+    local why = dir_problem(dir)
+    if why then return why end
+    for _, ext in ipairs(EXTS) do
+      local st = cork.fs.stat(dir .. "/" .. name .. ext)
+      if st and st.type == "directory" then
+        return ("%s/%s%s is a directory, not a manifest file"):format(dir, name, ext)
+      end
+    end
+  end
+end
+
 local function check_name(kind, name)
   if type(name) ~= "string" or not name:find(NAME) or name:find("..", 1, true) then
     fail("usage", ("%s name %q is not a plain name (bottles and agents are named, not given as paths)")
@@ -545,9 +575,41 @@ local function check_name(kind, name)
   end
 end
 
+-- The directories an operator trusts even inside a git working tree (a
+-- $HOME or ~/.config kept in git by a dotfile manager): CORK_TRUSTED_DIRS,
+-- ':'-separated absolute paths. A file in one of them, or below, is loaded.
+function M.trusted_dirs(opts)
+  local out = {}
+  for d in (getenv_of(opts)("CORK_TRUSTED_DIRS") or ""):gmatch("[^:]+") do
+    d = cork.fs.expand_tilde(d):gsub("/+$", "")
+    if d:sub(1, 1) == "/" then out[#out + 1] = d end
+  end
+  return out
+end
+
+local function is_trusted(path, opts)
+  for _, d in ipairs(M.trusted_dirs(opts)) do
+    if path:sub(1, #d + 1) == d .. "/" then return true end
+  end
+  return false
+end
+
+-- Why the bottle file at path would not be loaded (nil: it would be), and
+-- the git working tree it is in.
+function M.untrusted(path, opts)
+  local tree = M.git_worktree_of(path)
+  if tree and not is_trusted(path, opts) then
+    return ("it is inside the git working tree %s (bottles load only from your own config directory; "
+      .. "if that tree is your own, trust the directory with CORK_TRUSTED_DIRS=%s, see docs/manifests.md)")
+      :format(tree, path:match("^(.*)/[^/]*$")), tree
+  end
+  return nil
+end
+
 -- Find the file for a bottle name. Bottles inside a git working tree are
 -- skipped with a warning: a cloned repository must not be able to redirect
--- the operator's secrets. Returns path or raises "not_found".
+-- the operator's secrets (unless the operator trusts the directory:
+-- CORK_TRUSTED_DIRS). Returns path or raises "not_found".
 function M.find_bottle(name, opts)
   opts = opts or {}
   check_name("bottle", name)
@@ -558,19 +620,23 @@ function M.find_bottle(name, opts)
       local path = dir .. "/" .. name .. ext
       local st = cork.fs.stat(path)
       if st and st.type ~= "directory" then
-        local tree = M.git_worktree_of(path)
-        if tree then
-          warn(("ignoring bottle %s: it is inside the git working tree %s "
-            .. "(bottles load only from your own config directory)"):format(path, tree),
-            {bottle = name, path = path, worktree = tree})
+        local why, tree = M.untrusted(path, opts)
+        if why then
+          warn(("ignoring bottle %s: %s"):format(path, why), {bottle = name, path = path, worktree = tree})
         else
           return path
         end
       end
     end
   end
-  fail("not_found", ("no bottle named %q (looked in %s)"):format(name, table.concat(dirs, ", ")),
-    {name = name, searched = dirs})
+  local why = search_problem(dirs, name)
+  if why then
+    fail("invalid", ("bottle %q cannot be loaded: %s"):format(name, why), {name = name, searched = dirs})
+  end
+  local hint = require("cork.args").suggest(name, M.list("bottle", opts))
+  fail("not_found", ("no bottle named %q%s (looked in %s; `cork bottles` lists them)"):format(name,
+    hint and ("; did you mean %q?"):format(hint) or "", table.concat(dirs, ", ")),
+    {name = name, searched = dirs, suggestion = hint})
 end
 
 -- Agents come from the operator's config dirs first, then ./.cork/agents,
@@ -586,8 +652,14 @@ function M.find_agent(name, opts)
       if st and st.type ~= "directory" then return path end
     end
   end
-  fail("not_found", ("no agent named %q (looked in %s)"):format(name, table.concat(dirs, ", ")),
-    {name = name, searched = dirs})
+  local why = search_problem(dirs, name)
+  if why then
+    fail("invalid", ("agent %q cannot be loaded: %s"):format(name, why), {name = name, searched = dirs})
+  end
+  local hint = require("cork.args").suggest(name, M.list("agent", opts))
+  fail("not_found", ("no agent named %q%s (looked in %s; `cork bottles` lists them)"):format(name,
+    hint and ("; did you mean %q?"):format(hint) or "", table.concat(dirs, ", ")),
+    {name = name, searched = dirs, suggestion = hint})
 end
 
 -- Names of every bottle / agent found (sorted, without duplicates).
@@ -613,11 +685,30 @@ local function name_of(path)
   return (path:match("([^/]+)$") or path):gsub("%.ya?ml$", ""):gsub("%.md$", "")
 end
 
+-- The most a bottle or agent file may hold: they are a few KiB; a file a
+-- cloned repository controls (./.cork/agents) must not eat memory.
+M.MAX_BYTES = 1024 * 1024
+
+-- read_file(path) -> text: a regular file (a FIFO would block, /dev/zero
+-- never end) of at most MAX_BYTES, or kind "manifest" saying which rule.
+function M.read_file(path)
+  local ok, text = pcall(cork.fs.read, path, {regular = true, max = M.MAX_BYTES})
+  if ok then return text end
+  local err = text
+  if cork.is_error(err, "invalid") then
+    fail("manifest", ("%s: %s"):format(path, (err.message:gsub("^cannot read [^:]*: ", ""))), {file = path})
+  elseif cork.is_error(err, "too_large") then
+    fail("manifest", ("%s: larger than %d bytes (the most a manifest may be)"):format(path, M.MAX_BYTES),
+      {file = path})
+  end
+  error(err, 0)
+end
+
 -- Load one bottle file without following extends. Each field cork has no
 -- equivalent for (bot-bottle's) is one warning (opts.warn, default
 -- cork.log.warn).
 function M.load_file(path, kind, name, opts)
-  local text = cork.fs.read(path)
+  local text = M.read_file(path)
   local doc, meta = M.parse(text, path, kind or "bottle")
   local warn = opts and opts.warn or cork.log.warn
   for _, w in ipairs(meta.warnings) do warn(w, {file = path}) end
@@ -702,6 +793,16 @@ end
 function M.load_agent(name, opts)
   local path = M.find_agent(name, opts)
   return M.load_file(path, "agent", name, opts)
+end
+
+-- named(kind, name[, opts]): load_bottle / load_agent for a name given on a
+-- command line, where a name that is not found is a usage error: kind
+-- not_found still (editors match on it), exit code 2, and the did-you-mean.
+function M.named(kind, name, opts)
+  local ok, v = pcall(kind == "agent" and M.load_agent or M.load_bottle, name, opts)
+  if ok then return v end
+  if cork.is_error(v, "not_found") and v.name == name and v.searched then v.exit_code = 2 end
+  error(v, 0)
 end
 
 -- ---- env resolution (launch time) ----------------------------------------

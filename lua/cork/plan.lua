@@ -45,8 +45,10 @@ local getenv_of = util.getenv_of
 
 -- ---- identity -------------------------------------------------------------
 
-M.SLUG_BASE_MAX = 20
-M.SLUG_SUFFIX = 6
+-- the slug rule lives in cork.journal (cork down checks slugs without the planner)
+local journal = require "cork.journal"
+M.SLUG_BASE_MAX = journal.SLUG_BASE_MAX
+M.SLUG_SUFFIX = journal.SLUG_SUFFIX
 
 local ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -76,10 +78,7 @@ function M.slug(name, suffix)
   return base .. "-" .. suffix
 end
 
-function M.is_slug(s)
-  return type(s) == "string" and #s <= M.SLUG_BASE_MAX + 1 + M.SLUG_SUFFIX
-    and s:find("^[a-z0-9][a-z0-9-]*[a-z0-9]$") ~= nil and not s:find("--", 1, true)
-end
+M.is_slug = journal.is_slug
 
 function M.names(slug)
   return {
@@ -217,6 +216,38 @@ local function resolve_skill(s, opts)
   end
   cork.error("manifest", ("%s: skills: skill %q not found (looked in %s)"):format(
     s.where or "?", spec, table.concat(candidates, ", ")), {skill = spec})
+end
+
+-- ---- lists stay lists ------------------------------------------------------
+
+-- The plan's fields that are lists. An empty one is still a list: marked
+-- with cork.json.array, it encodes as [] in JSON and YAML (never {}), so an
+-- editor reading a plan sees one type per field, whatever the bottle.
+M.LIST_FIELDS = {
+  agent_env_at_launch = true, agent_secrets = true, allowlist = true, argv = true, cas = true,
+  chain = true, command = true, daemons = true, extra_hosts = true, files = true, hosts = true,
+  insteadof = true, ip_allowlist = true, mounts = true, no_proxy = true, passthrough = true, paths = true,
+  publish = true,
+  routes = true, skills = true, token_slots = true, upstreams = true, vars = true,
+}
+
+-- mark_lists(t) -> t, with every table under a LIST_FIELDS key (and every
+-- non-empty sequence) marked as an array, recursively.
+function M.mark_lists(t, seen)
+  seen = seen or {}
+  if type(t) ~= "table" or seen[t] then return t end
+  seen[t] = true
+  for k, v in pairs(t) do
+    if type(v) == "table" then
+      local n, count = #v, 0
+      for _ in pairs(v) do count = count + 1 end
+      if (M.LIST_FIELDS[k] and (count == 0 or count == n)) or (n > 0 and count == n) then
+        if getmetatable(v) == nil then cork.json.array(v) end
+      end
+      M.mark_lists(v, seen)
+    end
+  end
+  return t
 end
 
 -- ---- build ------------------------------------------------------------------
@@ -467,7 +498,7 @@ function M.build(bottle, agent, opts)
   p.agent_env_at_launch = launch
   p.no_proxy = {"localhost", "127.0.0.1"}
   p.agent_ca = {path = M.paths.agent_ca, cas = eg.enabled and {"pipelock", "egress"} or {"pipelock"}}
-  return p
+  return M.mark_lists(p)
 end
 
 -- ---- launch-time helpers -------------------------------------------------
@@ -532,22 +563,65 @@ function M.ca_minted(p, which, ca)
   return slot
 end
 
+-- Every host variable the plan's secrets need that is not set (an egress
+-- token's, also when empty), in the order of the bottle: the agent's env by
+-- name, then the token slots. Each is {variable=, where= "file:line:col",
+-- name= (env) or slot=, message=}. Nothing is read but the variables' presence.
+function M.unset_variables(p, bottle, opts)
+  local getenv = getenv_of(opts)
+  local out = {}
+  for _, s in ipairs(p.agent_secrets or {}) do
+    local e = bottle.env and bottle.env[s.name] or s
+    if e.source == "host" then
+      local seen = {}
+      for _, var in ipairs(e.vars or manifest.interpolations(e.template or "")) do
+        if not seen[var] and getenv(var) == nil then
+          seen[var] = true
+          out[#out + 1] = {variable = var, name = s.name, where = e.where,
+            message = ("%s: env %s: host variable %s is not set"):format(e.where or "?", s.name, var)}
+        end
+      end
+    end
+  end
+  local routes = bottle.egress and bottle.egress.routes or {}
+  for _, slot in ipairs(p.egress_plan and p.egress_plan.token_slots or {}) do
+    local v = getenv(slot.token_ref)
+    if v == nil or v == "" then
+      local at
+      for _, r in ipairs(routes) do if r.token_ref == slot.token_ref then at = r.where; break end end
+      out[#out + 1] = {variable = slot.token_ref, slot = slot.slot, where = at,
+        message = ("%segress token %s: host variable %s is not set (routes: %s)"):format(
+          at and (at .. ": ") or "", slot.slot, slot.token_ref, table.concat(slot.hosts, ", "))}
+    end
+  end
+  return out
+end
+
 -- Resolve every secret at launch: the bottle's secret env (host variables,
 -- TTY prompts) and the egress token slots. Each value is registered with
--- cork.log.secret. Returns {agent = {NAME = value}, bundle = {EGRESS_TOKEN_n = value}}.
+-- cork.log.secret. Every host variable is checked first, and all the unset
+-- ones are reported in one error (kind "env", `missing` = unset_variables'
+-- list) before anything is asked on the terminal.
+-- Returns {agent = {NAME = value}, bundle = {EGRESS_TOKEN_n = value}}.
 function M.resolve_secrets(p, bottle, opts)
   opts = opts or {}
   local getenv = getenv_of(opts)
+  local missing = M.unset_variables(p, bottle, opts)
+  if #missing == 1 then
+    cork.error("env", missing[1].message, {variable = missing[1].variable, slot = missing[1].slot,
+      name = missing[1].name, missing = missing})
+  elseif #missing > 1 then
+    local lines = {}
+    for i, m in ipairs(missing) do lines[i] = "  " .. m.message end
+    cork.error("env", ("%d host variables are not set:\n%s"):format(#missing, table.concat(lines, "\n")),
+      {missing = missing})
+  end
   local out = {agent = {}, bundle = {}}
   for _, s in ipairs(p.agent_secrets) do
     out.agent[s.name] = manifest.resolve_entry(bottle.env[s.name], opts)
   end
   for _, slot in ipairs(p.egress_plan.token_slots) do
     local v = getenv(slot.token_ref)
-    if v == nil or v == "" then
-      cork.error("env", ("egress token %s: host variable %s is not set (routes: %s)"):format(
-        slot.slot, slot.token_ref, table.concat(slot.hosts, ", ")), {slot = slot.slot, variable = slot.token_ref})
-    end
     cork.log.secret(v)
     out.bundle[slot.slot] = v
   end

@@ -88,14 +88,18 @@ function Steps:names()
 end
 
 -- Run every step in order; an error stops the run (the launch scope then
--- tears the bottle down).
+-- tears the bottle down). The error names the step, in its message and in
+-- its `provision_step` field (which the `failed` event carries).
 function Steps:run(ctx)
   for _, s in ipairs(self.items) do
     log.info(("provision: %s"):format(s.name), { provision = s.name })
     local ok, err = pcall(s.run, ctx)
     if not ok then
       if cork.is_error(err) then
-        err.provision_step = err.provision_step or s.name
+        if not err.provision_step then
+          err.provision_step = s.name
+          err.message = ("provisioning step '%s' failed: %s"):format(s.name, tostring(err.message))
+        end
         error(err, 0)
       end
       cork.error("provision", ("provisioning step '%s' failed: %s"):format(s.name, tostring(err)),
@@ -120,7 +124,7 @@ local function step_ca(ctx)
   end
   if #certs == 0 then return end
   local path = sh_quote_path(ctx.plan.agent_ca.path)
-  ctx:write(path, table.concat(certs), { mode = 420 })
+  ctx:write(path, table.concat(certs), { mode = "0644" })
   -- update-ca-certificates where the guest has it; the CA variables in the
   -- agent's env cover the rest.
   ctx:exec({ "sh", "-c", "command -v update-ca-certificates >/dev/null 2>&1 && update-ca-certificates >/dev/null 2>&1; exit 0" })
@@ -130,7 +134,7 @@ end
 local function step_prompt(ctx)
   local p = ctx.plan.prompt
   if not p then return end
-  ctx:write(sh_quote_path(p.dest), p.text, { mode = 420, owner = ctx.provider.user })
+  ctx:write(sh_quote_path(p.dest), p.text, { mode = "0644", owner = ctx.provider.user })
 end
 
 -- skills: each skill directory's files under the provider's skills dir.
@@ -142,7 +146,7 @@ local function step_skills(ctx)
       if st.type == "directory" then
         for _, n in ipairs(cork.fs.list(src)) do copy(src .. "/" .. n, dest .. "/" .. n) end
       elseif st.type == "file" then
-        ctx:write(sh_quote_path(dest), cork.fs.read(src), { mode = 420, owner = ctx.provider.user })
+        ctx:write(sh_quote_path(dest), cork.fs.read(src), { mode = "0644", owner = ctx.provider.user })
       end
     end
     copy(s.source, s.dest)

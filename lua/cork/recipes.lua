@@ -49,7 +49,24 @@ function M.find(name)
   if text then
     return { name = name, origin = "embedded", path = rel, chunkname = "@" .. rel, source = text }
   end
-  core.error("not_found", ("no recipe '%s' (see `cork recipes`)"):format(name), { recipe = name })
+  local names = {}
+  for _, r in ipairs(M.list()) do names[#names + 1] = r.name end
+  local hint = require("cork.args").suggest(name, names)
+  core.error("not_found", ("no recipe '%s'%s (see `cork recipes`)"):format(name,
+    hint and ("; did you mean '%s'?"):format(hint) or ""), { recipe = name, suggestion = hint })
+end
+
+-- help(name) -> the recipe's help: its leading comment block (description,
+-- usage, options), read from the file and never run.
+function M.help(name)
+  local r = M.find(name)
+  local lines = {}
+  for line in (r.source .. "\n"):gmatch("([^\n]*)\n") do
+    if line:sub(1, 2) ~= "--" then break end
+    lines[#lines + 1] = (line:gsub("^%-%- ?", ""))
+  end
+  if #lines == 0 then return ("%s: no description (%s)"):format(name, r.path) end
+  return table.concat(lines, "\n")
 end
 
 -- list() -> { { name, description, origin, path }, ... } sorted by name;

@@ -252,7 +252,10 @@ check = function(ctx, node, v, parent, key, path)
       local kp = join_path(path, k)
       if not field then
         unknown = true
-        local hint = M.suggest(type(k) == "string" and k or nil, names)
+        -- did-you-mean costs an edit distance per known key: a file of many
+        -- unknown keys gets suggestions for the first MAX_HINTS only
+        ctx.hints = (ctx.hints or 0) + 1
+        local hint = ctx.hints <= M.MAX_HINTS and M.suggest(type(k) == "string" and k or nil, names) or nil
         ctx:add(v, k, kp, "unknown key" .. (hint and (' (did you mean "' .. hint .. '"?)') or ""))
       elseif seen[name] then
         ctx:add(v, k, kp, ('"%s" is also given as "%s"; keep one'):format(k, seen[name]))
@@ -290,6 +293,11 @@ check = function(ctx, node, v, parent, key, path)
   run_custom(ctx, node, v, parent, key, path)
 end
 
+-- At most this many errors are reported per file (then "... and N more"),
+-- and did-you-mean runs for the first MAX_HINTS unknown keys.
+M.MAX_ERRORS = 50
+M.MAX_HINTS = 20
+
 -- Validate a whole document. Returns the list of messages (empty when valid),
 -- in document order.
 function M.validate(doc, node, opts)
@@ -313,7 +321,13 @@ function M.validate(doc, node, opts)
     return a.n < b.n
   end)
   local out = {}
-  for i, e in ipairs(ctx.errors) do out[i] = e.text end
+  for i, e in ipairs(ctx.errors) do
+    if i > M.MAX_ERRORS then
+      out[#out + 1] = ("%s: ... and %d more errors"):format(ctx.file, #ctx.errors - M.MAX_ERRORS)
+      break
+    end
+    out[i] = e.text
+  end
   return out
 end
 

@@ -3,12 +3,13 @@
 local M = {}
 
 -- copy(v) -> a deep copy of a table (other values as they are). Tables are
--- trees here (manifests, plans): no cycles, metatables not kept.
+-- trees here (manifests, plans): no cycles. Metatables are shared, not
+-- copied, so a list marked with cork.json.array stays a list.
 function M.copy(v)
   if type(v) ~= "table" then return v end
   local t = {}
   for k, x in pairs(v) do t[k] = M.copy(x) end
-  return t
+  return setmetatable(t, getmetatable(v))
 end
 
 -- getenv_of(opts) -> the getenv a plan or manifest reads: opts.env as a

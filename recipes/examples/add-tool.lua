@@ -2,6 +2,9 @@
 --
 -- usage: cork run examples/add-tool [docker|smolmachines] --bottle NAME [launch options]
 --
+-- The launch options are the stock recipe's (`cork help docker`,
+-- `cork help smolmachines`); docker is the default.
+--
 -- A user recipe changes the stock provisioning steps (an ordered list of
 -- named steps: ca, prompt, skills, git, supervise) and then runs the stock
 -- recipe unchanged. Copy this file to a directory of your own, edit the
@@ -14,12 +17,12 @@ local recipes = require "cork.recipes"
 provision.steps:insert_after("ca", {
   name = "tools",
   run = function(ctx)
-    -- a tool of our own: a script in the agent's PATH (ctx:write sends it
-    -- through stdin, never an argv; it creates missing parents 0700, so make
-    -- the directory first)
-    ctx:exec({ "mkdir", "-p", "-m", "0755", "/usr/local/bin" })
+    -- a tool of our own: a script in /usr/local/bin, which is on the PATH of
+    -- Debian-based agent images (the stand-in agent's PATH is /bin only: run
+    -- it there as /usr/local/bin/cork-hello). ctx:write sends it through
+    -- stdin, never an argv.
     ctx:write("/usr/local/bin/cork-hello", "#!/bin/sh\necho \"hello from $(id -un): installed by examples/add-tool\"\n",
-      { mode = tonumber("0755", 8) })
+      { mode = "0755" })
     -- packages, where the guest has a package manager (apt-get reads the
     -- proxy from the agent's env); the stand-in agent image has none
     local apt = ctx:exec({ "sh", "-c", "command -v apt-get" }, { check = false })

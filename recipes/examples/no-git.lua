@@ -2,6 +2,9 @@
 --
 -- usage: cork run examples/no-git [docker|smolmachines] --bottle NAME [launch options]
 --
+-- The launch options are the stock recipe's (`cork help docker`,
+-- `cork help smolmachines`); docker is the default.
+--
 -- For an agent image without git, or a bottle whose agent should get no git
 -- identity and no git-gate rewrites. Removing a step that does not exist is
 -- an error (kind usage) listing the steps there are.

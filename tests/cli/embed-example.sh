@@ -21,6 +21,13 @@ for f in bin/cork include/cork.h lib/libcork.a lib/libcork.so.0.1.0 lib/pkgconfi
 	[ -f "$p/$f" ] || { ok=1; echo "# missing $f"; }
 done
 t $ok "installed: cork, cork.h, libcork.a, libcork.so.0.1.0, cork.pc"
+ok=0
+for f in share/man/man1/cork.1 share/bash-completion/completions/cork share/zsh/site-functions/_cork; do
+	[ -f "$p/$f" ] || { ok=1; echo "# missing $f"; }
+done
+t $ok "installed: the man page cork(1), bash and zsh completion (issue 19.19, 19.20)"
+MANWIDTH=100 man -l "$p/share/man/man1/cork.1" 2>/dev/null | grep -q "cork complete commands"
+t $? "man -l cork.1 renders the help texts"
 [ "$(readlink "$p/lib/libcork.so")" = libcork.so.0 ] && [ "$(readlink "$p/lib/libcork.so.0")" = libcork.so.0.1.0 ]
 t $? "libcork.so -> libcork.so.0 -> libcork.so.0.1.0"
 

@@ -26,6 +26,13 @@ skip_all() { echo "1..0 # SKIP $*"; echo "SKIP: *** tests/cli/host-firewall.sh N
 command -v iptables >/dev/null 2>&1 && command -v iptables-save >/dev/null 2>&1 || skip_all "no iptables (apt-get install iptables)"
 command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || skip_all "no dockerd (apt-get install docker.io)"
 
+# One run at a time on a machine: two runs side by side would each take the
+# other's DROP for the host's own policy, and the last to finish would leave
+# it behind.
+lockdir=/run/lock; [ -d "$lockdir" ] || lockdir=/tmp
+exec 9>"$lockdir/cork-host-firewall.lock"
+command -v flock >/dev/null 2>&1 && { flock -w 900 9 || skip_all "another run held $lockdir/cork-host-firewall.lock for 15 minutes"; }
+
 echo "1..12"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cork-fw.XXXXXX")
 rules() { iptables-save -t filter | sed -e '/^#/d' -e 's/\[[0-9]*:[0-9]*\]//'; }
@@ -57,12 +64,12 @@ mkdir -p "$XDG_CONFIG_HOME/cork/bottles"
 
 for shape in plain iptables; do
 	dir="$tmp/engine.$shape"
-	if ! env_out=$(CORK_DOCKERD_DIR="$dir" CORK_DOCKERD_SHAPE="$shape" tests/lib/dockerd.sh start); then
+	if ! env_out=$(CORK_DOCKERD_DIR="$dir" CORK_DOCKERD_SHAPE="$shape" tests/lib/dockerd.sh start 9>&-); then
 		notok "$shape engine starts"; notok "demo"; notok "launch"; notok "down"; notok "namespace"; continue
 	fi
 	ok "$shape engine starts beside the host's FORWARD DROP"
 	eval "$env_out"; export DOCKER_HOST
-	inns() { CORK_DOCKERD_DIR="$dir" tests/lib/dockerd.sh exec "$@"; }
+	inns() { CORK_DOCKERD_DIR="$dir" tests/lib/dockerd.sh exec "$@" 9>&-; }
 	inns "$cork" -q run demo >"$tmp/demo.$shape" 2>&1
 	rc=$?
 	check "$shape engine: the demo's isolation holds and its agent reaches its proxy (exit $rc)" [ "$rc" = 0 ]

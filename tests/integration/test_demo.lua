@@ -13,6 +13,15 @@ local before = H.snapshot(d)
 local s <close> = cork.scope("test_demo")
 s:defer(function() H.sweep(d) end)
 
+-- A private home whose TMPDIR is its own, so that the host canary a run
+-- starts (under $TMPDIR/cork-demo-www.*) is told apart from other runs'.
+local function demo_home(name)
+  local h = R.home(name)
+  h.env.TMPDIR = h.dir .. "/tmp"
+  cork.fs.mkdir(h.env.TMPDIR, tonumber("0700", 8))
+  return h
+end
+
 -- what a demo run left on the engine and on this host
 local function leftovers(h)
   local left = {}
@@ -25,14 +34,17 @@ local function leftovers(h)
   end
   local files = R.files(h.env.XDG_STATE_HOME)
   if files ~= "" then left[#left + 1] = "files " .. files end
-  local ps = cork.proc.run({ "sh", "-c", "ps -eo args | grep '[c]ork-demo-www' || true" }).stdout
+  -- this run's canary only (its TMPDIR is the run's own): other runs on the
+  -- machine may have theirs up right now
+  local ps = cork.proc.run({ "sh", "-c", "ps -eo args | grep -F -- \"$0\" | grep -v grep || true",
+    h.env.TMPDIR .. "/cork-demo-www" }).stdout
   if ps ~= "" then left[#left + 1] = "process " .. ps end
   return table.concat(left, "; ")
 end
 
 -- 1. --json: events --------------------------------------------------------
 do
-  local h = R.home("demo-json")
+  local h = demo_home("demo-json")
   s:defer(cork.fs.remove, h.dir, { recursive = true })
   local r = R.cork(h, { "run", "demo" })
   local probes = R.find(r.events, { event = "demo_probe" })
@@ -64,7 +76,7 @@ end
 
 -- 2. for a human: the progress lines and verdicts --------------------------
 do
-  local h = R.home("demo-human")
+  local h = demo_home("demo-human")
   s:defer(cork.fs.remove, h.dir, { recursive = true })
   local r = cork.proc.run({ R.bin, "run", "demo" }, { env = h.env, timeout = 120 })
   local err = r.stderr
@@ -85,7 +97,7 @@ end
 
 -- 3. SIGTERM while the agent probes: everything still goes ------------------
 do
-  local h = R.home("demo-term")
+  local h = demo_home("demo-term")
   s:defer(cork.fs.remove, h.dir, { recursive = true })
   local out = h.dir .. "/out"
   local p = cork.proc.spawn({ R.bin, "--json", "run", "demo" },

@@ -127,8 +127,9 @@ r = R.cork(h, { "run", "prepare", "--image", "cork-no-such-image:latest" })
 T.is(r.status, 1, "a missing image: exit 1")
 local f = R.find(r.events, { event = "failed" })[1] or {}
 T.is(f.kind, "not_found", "kind not_found")
-T.is(f.msg, "agent image cork-no-such-image:latest not found in the Docker engine: build or load it first",
-  "a clear message")
+T.like(f.msg, "^agent image cork%-no%-such%-image:latest not found in the Docker engine: build or load it first "
+  .. "%(build or load your agent's image %(docker build, docker load%), or use the stand%-in agent "
+  .. "%(`cork run standin`, a busybox shell%); see docs/getting%-started%.md%)$", "a clear message, and where to get one")
 r = R.cork(h, { "run", "prepare" })
 T.is(r.status, 2, "no agent, bottle or image: usage (exit 2)")
 
@@ -143,6 +144,10 @@ for _, v in ipairs({ "0.8.2", "1.8.2" }) do
     .. "that would serve " .. H.pat(IMAGE) .. " is not in the Docker engine %(cork pulls nothing%)",
     v .. ": says why the registry path cannot run")
   T.like(f.msg, "use smolvm 1%.9 or later, which packs a `docker save` archive", v .. ": and what would work")
+  T.like(f.msg, "`cork run standin %-%-registry` builds one", v .. ": and a command that makes a registry image")
+  local w = R.find(r.events, { event = "warn" })[1] or {}
+  T.like(w.msg or "", "^smolvm " .. H.pat(v) .. ": `cork run smolmachines` refuses to launch on it",
+    v .. ": says up front that the smolmachines recipe refuses this smolvm (19.17)")
   nothing_left(v, hv)
   T.ok(not fs.exists(hv.XDG_CACHE_HOME .. "/cork/smolmachines/" .. hex(id2) .. ".smolmachine"), v .. ": no artifact")
 end

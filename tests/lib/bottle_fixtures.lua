@@ -26,6 +26,10 @@ F.secrets = {
   CORK_TEST_SHARED = "shared-FIXTURESECRET-value",
   CORK_TEST_USER = "fixture-user-SECRET",
   CORK_TEST_HOST = "fixture-host-SECRET",
+  -- named by the twins' egress routes (tests/fixtures/manifest/twins): set,
+  -- so that `cork plan` has no unset variable to warn about
+  CORK_TEST_GITEA_TOKEN = "gitea-FIXTURESECRET-token-0123456789",
+  CORK_TEST_OPENAI_KEY = "sk-FIXTURESECRET-openai-0123456789",
 }
 
 function F.setup()

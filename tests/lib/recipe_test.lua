@@ -94,10 +94,16 @@ function R.engine_left(d, slug)
   return #c + #n, c, n
 end
 
--- Every file left under DIR (recursive), as one string.
+-- Every file left under DIR (recursive), as one string; the lock files
+-- every bottle shares (STATE/cork/aliases.lock, subnets.lock, ...) are not
+-- a bottle's leftovers and are left out.
 function R.files(dir)
   local r = cork.proc.run({ "find", dir, "-mindepth", "1", "-not", "-type", "d" })
-  return (r.stdout:gsub("\n$", ""))
+  local out = {}
+  for line in r.stdout:gmatch("[^\n]+") do
+    if not line:match("/cork/[%a]+%.lock$") then out[#out + 1] = line end
+  end
+  return table.concat(out, "\n")
 end
 
 return R

@@ -183,6 +183,14 @@ do
     .. "cork goes by the Upstream and does not use this key"}, "a remotes key that is not the Upstream's host")
 end
 
+-- an auth mapping with the token_ref beside it (a half-moved file) loads
+do
+  local doc = manifest.parse("egress: {routes: [{host: a.example, auth: {scheme: Bearer}, token_ref: X}]}\n",
+    "m.yaml", "bottle")
+  T.same({doc.egress.routes[1].auth, doc.egress.routes[1].token_ref}, {"bearer", "X"},
+    "auth: {scheme} with token_ref beside it")
+end
+
 -- the detector names are the bundle's own
 do
   local botbottle = require "cork.botbottle"

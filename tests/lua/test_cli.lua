@@ -58,7 +58,7 @@ end
 r = run({ "recipes" })
 T.like(r.stdout, "hello%s+a tiny recipe that exercises scopes", "recipes lists hello with its description")
 r = run({ "run", "no-such-recipe" })
-T.is(r.status, 1, "missing recipe: exit 1")
+T.is(r.status, 2, "missing recipe: exit 2 (a usage error)")
 T.like(r.stderr, "cork: no recipe 'no%-such%-recipe' %(see `cork recipes`%)", "missing recipe message")
 r = run({ "run" })
 T.is(r.status, 2, "run without a recipe: exit 2")

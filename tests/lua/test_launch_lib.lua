@@ -35,6 +35,7 @@ T.same(ran, { "a" }, "later steps did not run")
 local typed = provision.list({ { name = "typed", run = function() cork.error("exec_failed", "x") end } })
 err = T.raises(function() typed:run({}) end, "exec_failed", nil, "a cork error keeps its kind")
 T.is(err and err.provision_step, "typed", "with the step name added")
+T.is(err and err.message, "provisioning step 'typed' failed: x", "and the step named in its message (issue 19.8)")
 
 -- ---- journal -------------------------------------------------------------------
 local j = journal.open("demo-abc123", { backend = "docker", bottle = "demo" })
@@ -54,8 +55,12 @@ T.ok(st.detached and not st.owner_alive, "detached: no longer owned by a running
 T.same(journal.slugs(), { "demo-abc123" }, "slugs")
 fs.append(journal.path("demo-abc123"), "{not json\n")
 T.lives(function() journal.read("demo-abc123") end, "a torn last line (crash mid-write) is skipped")
-journal.finish("demo-abc123")
-T.ok(not fs.exists(journal.dir("demo-abc123")), "finish removes the state dir")
+T.raises(function() journal.finish("demo-abc123") end, "cleanup",
+  "^bottle demo%-abc123: 2 resources could not be removed %(network net%-1, vm vm%-1%); the journal is kept: "
+    .. "run `cork down demo%-abc123` once the engine is back$", "finish keeps a journal that still lists resources")
+T.ok(fs.exists(journal.path("demo-abc123")), "the journal stays")
+journal.finish("demo-abc123", { force = true })
+T.ok(not fs.exists(journal.dir("demo-abc123")), "finish{force} removes the state dir")
 T.is(journal.read("demo-abc123"), nil, "no journal: nil")
 
 -- ---- alias pool -------------------------------------------------------------------
@@ -100,6 +105,23 @@ T.is(r.status, 1, "CORK_FAULT=docker@STEP fails the step")
 T.like(r.stderr, "injected Docker error at step network", "with a Docker-shaped error")
 r = cork.proc.run({ os.getenv("CORK_BIN"), "script", home .. "/fault.lua" }, { env = { CORK_FAULT = "docker@ca" } })
 T.is(r.status, 0, "other steps are not affected")
+
+-- a failing provisioning step is named in the message and the failed event (19.8)
+fs.write(home .. "/step.lua", [[
+require("cork.provision").list({ { name = "tools", run = function(ctx)
+  cork.error("exec_failed", "'apt-get' in cork-x-agent exited with status 100: E: no network")
+end } }):run({})]])
+r = cork.proc.run({ os.getenv("CORK_BIN"), "--json", "script", home .. "/step.lua" })
+local failed
+for line in r.stdout:gmatch("[^\n]+") do
+  local ok, ev = pcall(cork.json.decode, line)
+  if ok and ev.event == "failed" then failed = ev end
+end
+T.is(r.status, 1, "a failing step: exit 1")
+T.is(failed and failed.provision_step, "tools", "the failed event names the step")
+T.is(failed and failed.msg, "provisioning step 'tools' failed: 'apt-get' in cork-x-agent exited with status 100: E: no network",
+  "and so does its message")
+T.is(failed and failed.kind, "exec_failed", "with the step's own kind")
 
 -- cork.bottle is a thin re-export: each function lives in one home
 local launch, dryrun, teardown = require "cork.launch", require "cork.dryrun", require "cork.teardown"

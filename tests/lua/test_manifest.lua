@@ -25,8 +25,15 @@ end
 T.is(manifest.find_bottle("dev", O), cfg .. "/bottles/dev.yaml", "bottle found in the config dir")
 T.is(manifest.find_bottle("legacy", O), fx.home .. "/.bot-bottle/bottles/legacy.md", "bottle found in ~/.bot-bottle")
 local err = T.raises(function() manifest.find_bottle("nope", O) end, "not_found", nil, "missing bottle")
-T.is(err and err.message, ('no bottle named "nope" (looked in %s/bottles, %s/.bot-bottle/bottles)'):format(cfg, fx.home),
+T.is(err and err.message, ('no bottle named "nope" (looked in %s/bottles, %s/.bot-bottle/bottles; `cork bottles` lists them)'):format(cfg, fx.home),
   "missing bottle: exact message")
+err = T.raises(function() manifest.find_bottle("lgeacy", O) end, "not_found", nil, "misspelled bottle")
+T.is(err and err.suggestion, "legacy", "misspelled bottle: the suggestion")
+T.like(err and err.message, '^no bottle named "lgeacy"; did you mean "legacy"%? %(looked in', "and in the message")
+err = T.raises(function() manifest.find_agent("codr", O) end, "not_found", nil, "misspelled agent")
+T.like(err and err.message, '^no agent named "codr"; did you mean "coder"%?', "misspelled agent: did you mean")
+err = T.raises(function() manifest.named("bottle", "lgeacy", O) end, "not_found", nil, "named(): not_found still")
+T.is(err and err.exit_code, 2, "named(): with exit code 2, a usage error's")
 err = T.raises(function() manifest.find_bottle("../../etc/passwd", O) end, "usage", nil, "a path is not a name")
 T.is(err and err.message, 'bottle name "../../etc/passwd" is not a plain name (bottles and agents are named, not given as paths)',
   "path as name: exact message")
@@ -49,7 +56,19 @@ do
     "not_found", nil, "the only copy is in a git tree: not found")
   T.is(#warnings, 1, "one warning")
   T.is(warnings[1], ("ignoring bottle %s/cfg/cork/bottles/dev.yaml: it is inside the git working tree %s "
-    .. "(bottles load only from your own config directory)"):format(repo, repo), "warning names file and tree")
+    .. "(bottles load only from your own config directory; if that tree is your own, trust the directory "
+    .. "with CORK_TRUSTED_DIRS=%s/cfg/cork/bottles, see docs/manifests.md)"):format(repo, repo, repo),
+    "warning names file and tree, and how to trust the directory")
+  -- 19.18: an operator whose config dir is in a git tree of their own trusts it
+  for _, trusted in ipairs({repo .. "/cfg/cork/bottles", repo .. "/cfg/", "/nowhere:" .. repo .. "/cfg"}) do
+    e2.CORK_TRUSTED_DIRS = trusted
+    T.is(manifest.find_bottle("dev", {env = e2, warn = warn}), repo .. "/cfg/cork/bottles/dev.yaml",
+      "CORK_TRUSTED_DIRS=" .. trusted:gsub(fx.dir, "...") .. ": the bottle in a trusted git tree loads")
+  end
+  e2.CORK_TRUSTED_DIRS = repo .. "/cf"
+  T.raises(function() manifest.find_bottle("dev", {env = e2, warn = warn}) end, "not_found", nil,
+    "a trusted dir is a directory, not a prefix of a name")
+  e2.CORK_TRUSTED_DIRS = nil
   -- a copy outside the tree, further down the search path, is used instead
   cork.fs.write(fx.home .. "/.bot-bottle/bottles/dev.md", "---\nagent: codex\n---\n")
   T.is(manifest.find_bottle("dev", {env = e2, warn = warn}), fx.home .. "/.bot-bottle/bottles/dev.md",

@@ -44,10 +44,11 @@ plain(function() fs.lock(d .. "/l", { timeout = "1" }) end, "option 'timeout' mu
   "fs.lock: timeout = '1' is refused (was 1)")
 plain(function() proc.run({ "true" }, { max_output = 1.5 }) end, "option 'max_output' must be an integer (got 1.5)",
   "proc: max_output must be whole")
-plain(function() fs.write(d .. "/m", "x", { mode = "0600" }) end, "option 'mode' must be an integer (got string)",
-  "fs.write: mode must be an integer")
-plain(function() fs.write(d .. "/m", "x", { mode = 99999 }) end, "option 'mode' out of range (0 to 07777)",
-  "fs.write: mode out of range")
+plain(function() fs.write(d .. "/m", "x", { mode = true }) end,
+  "a file mode is a string of octal digits (\"0755\") or an integer, not boolean", "fs.write: mode is a string or an integer")
+plain(function() fs.write(d .. "/m", "x", { mode = 99999 }) end,
+  "mode 99999 is out of range (an integer mode is at most 0777, 511; write modes as octal strings, \"0755\")",
+  "fs.write: mode out of range (octal strings: issue 19.4)")
 T.lives(function() ca.mint { dir = d .. "/ca", days = 30.0 } end, "ca: days = 30.0 is a whole number")
 
 -- strings are strings

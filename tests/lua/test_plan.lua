@@ -265,13 +265,27 @@ do
   local pe = plan.build(manifest.load_bottle("legacy", O), nil, {env = env, suffix = "abc123"})
   err = T.raises(function() plan.resolve_secrets(pe, manifest.load_bottle("legacy", O), {env = e2}) end, "env", nil,
     "missing token variable")
-  T.like(err and err.message, "GH_TOKEN: host variable CORK_TEST_GITHUB_TOKEN is not set$", "names the variable")
+  local lf = fx.home .. "/.bot-bottle/bottles/legacy.md"
+  T.is(err and err.message, ("2 host variables are not set:\n"
+    .. "  %s:6:3: env GH_TOKEN: host variable CORK_TEST_GITHUB_TOKEN is not set\n"
+    .. "  %s:18:7: egress token EGRESS_TOKEN_1: host variable CORK_TEST_GITHUB_TOKEN is not set (routes: api.github.com)")
+    :format(lf, lf), "every unset variable at once, each with its file:line:col (issue 19.9)")
+  T.is(err and err.missing and #err.missing, 2, "and as a list (missing)")
+  -- checked before anything is asked on the terminal
+  local asked = 0
+  local ba = manifest.load_bottle("legacy", O)
+  ba.env.ASKED = {name = "ASKED", source = "ask", secret = true, prompt = "Asked", where = "x:1:1"}
+  local pa = plan.build(ba, nil, {env = env, suffix = "abc123"})
+  T.raises(function() plan.resolve_secrets(pa, ba, {env = e2, ask = function() asked = asked + 1; return "v" end}) end,
+    "env", nil, "unset variables with a prompt in the bottle")
+  T.is(asked, 0, "nothing was asked before the unset variables were reported")
+  T.is(#plan.unset_variables(pa, ba, {env = env}), 0, "unset_variables: none when all are set")
   local bl = manifest.load_bottle("legacy", O)
   bl.env = {}
   local pe2 = plan.build(bl, nil, {env = env, suffix = "abc123"})
   err = T.raises(function() plan.resolve_secrets(pe2, bl, {env = e2}) end, "env", nil, "missing token for a slot")
-  T.is(err and err.message, "egress token EGRESS_TOKEN_1: host variable CORK_TEST_GITHUB_TOKEN is not set (routes: api.github.com)",
-    "slot: exact message")
+  T.is(err and err.message, lf .. ":18:7: egress token EGRESS_TOKEN_1: host variable CORK_TEST_GITHUB_TOKEN is not set "
+    .. "(routes: api.github.com)", "slot: exact message, with the route's file:line:col")
 end
 
 -- files on disk

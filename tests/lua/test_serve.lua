@@ -99,13 +99,36 @@ s:send('{"id": "p6", "method": "ls", "params": [1]}')
 r = s:response("p6")
 T.is(r and r.error.message, "params must be a JSON object", "params must be an object")
 
+-- issue 20: what the server writes is JSON text whatever came in, ids come
+-- back exactly, a recipe cannot pose as a global flag, `finished` has ms
+s:send('{"id": "u1", "method": "fr\xffob\xc3"}')
+r = s:response("u1")
+T.ok(s.raw[#s.raw] and utf8.len(s.raw[#s.raw]) ~= nil, "invalid UTF-8 in a request: the answer line is valid UTF-8",
+  s.raw[#s.raw])
+T.is(r and r.error.message, "unknown method 'fr\u{FFFD}ob\u{FFFD}'", "each invalid byte is U+FFFD")
+s:send('{"id": 123456789012345, "method": "frob"}')
+r = s:response(123456789012345)
+T.ok(s.raw[#s.raw] and s.raw[#s.raw]:find('"id":123456789012345', 1, true) ~= nil,
+  "a 15-digit numeric id comes back with every digit", s.raw[#s.raw])
+s:send('{"id": 9007199254740992, "method": "frob"}')
+r = s:response(9007199254740992)
+T.ok(s.raw[#s.raw] and s.raw[#s.raw]:find('"id":9007199254740992', 1, true) ~= nil, "2^53 exactly", s.raw[#s.raw])
+s:send('{"id": 0.5, "method": "frob"}')
+r = s:response(0.5)
+T.ok(s.raw[#s.raw] and s.raw[#s.raw]:find('"id":0.5', 1, true) ~= nil, "a fractional id as it came", s.raw[#s.raw])
+for i, rec in ipairs({ "-v", "--lua-path", "--json", "" }) do
+  r = s:request("dash" .. i, "run", { recipe = rec })
+  T.is(r and r.error and r.error.message, "run: recipe must be a recipe name or path, not empty or starting with '-'",
+    ("recipe %q refused (it would be read as a global flag)"):format(rec))
+end
+
 -- plan: the `cork plan` machinery; no secret value in anything we got
 r = s:request("plan", "plan", { bottle = "dev", no_docker = true })
 T.is(r and r.result and type(r.result.plan), "table", "plan: result.plan")
 T.ok(r and r.result and r.result.plan and r.result.plan.slug ~= nil, "plan: has a slug")
 r = s:request("plan2", "plan", { bottle = "ghost" })
 T.is(r and r.error and r.error.kind, "not_found", "plan of a missing bottle: the child's error kind")
-T.is(r and r.error and r.error.exit_code, 1, "and its exit code")
+T.is(r and r.error and r.error.exit_code, 2, "and its exit code (2: a misspelled name is a usage error)")
 local blob = {}
 for _, m in ipairs(s.seen) do blob[#blob + 1] = json.encode(m) end
 T.unlike(table.concat(blob, "\n"), "FIXTURESECRET", "no secret value in any answer or event")
@@ -119,6 +142,13 @@ T.is(#events_of(all, "run1", "step"), 2, "run: step events tagged with the reque
 T.is(#events_of(all, "run1", "resource"), 2, "run: the recipe's own events too")
 T.is(fin and fin.exit_code, 0, "run: finished, exit 0")
 T.is(fin and fin.status, "ok", "run: status ok")
+T.ok(fin and type(fin.ts) == "number" and math.abs(fin.ts * 1000 - math.floor(fin.ts * 1000 + 0.5)) < 1e-3
+  and s.raw and table.concat(s.raw, "\n"):find('"event":"finished"', 1, true) ~= nil, "finished: ts is a number")
+do
+  local line
+  for _, l in ipairs(s.raw) do if l:find('"event":"finished"', 1, true) then line = l end end
+  T.ok(line and line:find('"ts":%d+%.%d') ~= nil, "finished: ts has milliseconds, like every other event", line)
+end
 
 -- a run that fails: the child's failed event, then finished with its code
 r = s:request("run2", "run", { recipe = "hello", args = { "--fail-at", "1" }, detach = false })

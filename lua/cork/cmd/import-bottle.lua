@@ -20,7 +20,8 @@ Prints FILE (a bottle, or an agent file with --agent or a bottle: key) in
 cork's native form on stdout: bot-bottle's git.remotes mapping and
 git-gate.repos become git.remotes, agent_provider becomes agent, a route's
 auth mapping, path_allowlist, pipelock and matches become auth, token_ref,
-paths and tls_passthrough. A .md file stays Markdown (the body is kept).
+paths, tls_passthrough and bundle.ip_allowlist (docs/manifests.md has the
+whole mapping). A .md file stays Markdown (the body is kept).
 Comments in FILE are not carried over (a note on stderr says so); each
 field cork has no equivalent for is a warning on stderr and a comment line
 in the output. FILE itself is not changed.

@@ -12,8 +12,10 @@ usage: cork ls [--watch [--interval SECONDS]]
 Lists bottles: slug, backend, alias, age, status, the VM's state
 and the published ports.
 
-  status   running, partial, starting, or stale (a journal whose cork
-           process is gone and nothing runs); a `cork run prepare` at work
+  status   running; starting (its cork process is at work); partial
+           (one of bundle and agent runs, nobody is starting it); stale
+           (its cork process is gone and nothing runs: end it with
+           `cork down SLUG` or `cork gc`); a `cork run prepare` at work
            is backend prepare, status preparing
   VM       the machine's state as `smolvm machine ls` reports it
            (smolmachines bottles; "missing" when smolvm does not list it)
@@ -61,20 +63,35 @@ function M.collect(d, smol)
     if slug and not seen[slug] then seen[slug] = true; slugs[#slugs + 1] = slug; by_slug[slug] = {} end
   end
   for _, slug in ipairs(journal.slugs()) do add(slug) end
+  local nets, vols = {}, {}
   if d then
-    for _, c in ipairs(d:containers({ all = true, filters = { label = { "cork.slug" } } })) do
+    local filters = { label = { "cork.slug" } }
+    for _, c in ipairs(d:containers({ all = true, filters = filters })) do
       local slug = c.Labels and c.Labels["cork.slug"]
       add(slug)
       if slug then table.insert(by_slug[slug], c) end
     end
+    -- networks and volumes too: a launch interrupted mid-create can leave
+    -- only those
+    for _, n in ipairs(d:networks({ filters = filters })) do
+      local slug = n.Labels and n.Labels["cork.slug"]
+      if slug then add(slug); nets[slug] = nets[slug] or {}; table.insert(nets[slug], n.Name) end
+    end
+    for _, v in ipairs(require("cork.teardown").volumes(d, filters)) do
+      local slug = v.Labels and v.Labels["cork.slug"]
+      if slug then add(slug); vols[slug] = vols[slug] or {}; table.insert(vols[slug], v.Name) end
+    end
   end
-  for name in pairs(vms or {}) do add(name:match("^cork%-(.+)$")) end
+  for name, m in pairs(vms or {}) do
+    add(type(m.labels) == "table" and m.labels["cork.slug"] or name:match("^cork%-(.+)$"))
+  end
   table.sort(slugs)
   local rows = {}
   for _, slug in ipairs(slugs) do
     local st = journal.read(slug) or { meta = {}, resources = {} }
     local row = { slug = slug, backend = st.backend or "?", alias = st.meta.alias, ports = st.meta.ports,
-      started = st.started, pid = st.pid, detached = st.detached or false, containers = {}, vm = nil }
+      started = st.started, pid = st.pid, detached = st.detached or false, containers = cork.json.array(), vm = nil,
+      networks = cork.json.array(nets[slug] or {}), volumes = cork.json.array(vols[slug] or {}) }
     local running = 0
     for _, c in ipairs(by_slug[slug]) do
       row.containers[#row.containers + 1] = { name = (c.Names or {})[1], state = c.State }
@@ -82,6 +99,11 @@ function M.collect(d, smol)
       if row.backend == "?" and c.Labels and c.Labels["cork.role"] == "agent" then row.backend = "docker" end
     end
     local m = vms and vms["cork-" .. slug]
+    if not m then
+      for _, x in pairs(vms or {}) do
+        if type(x.labels) == "table" and x.labels["cork.slug"] == slug then m = x; break end
+      end
+    end
     if m then
       row.vm = { name = m.name, state = m.state }
       if row.backend == "?" then row.backend = "smolmachines" end
@@ -92,11 +114,15 @@ function M.collect(d, smol)
     end
     -- both backends run two things: the bundle, and the agent's container or
     -- VM; `cork run prepare` (backend "prepare") is at work or was killed
+    -- (a launch at work is starting until both run, not partial)
     if row.backend == "prepare" then row.status = st.owner_alive and "preparing" or "stale"
     elseif running >= 2 then row.status = "running"
-    elseif running > 0 then row.status = "partial"
     elseif st.owner_alive then row.status = "starting"
+    elseif running > 0 then row.status = "partial"
     else row.status = "stale" end
+    if row.status == "stale" or row.status == "partial" then
+      row.hint = ("end it with `cork down %s` (or `cork gc` for every stale bottle)"):format(slug)
+    end
     row.age = age(row.started)
     rows[#rows + 1] = row
   end
@@ -115,6 +141,9 @@ local function print_table(rows)
     table.sort(ports)
     print(fmt:format(r.slug, r.backend, r.alias or "-", r.age, r.status, r.vm and r.vm.state or "-",
       #ports > 0 and table.concat(ports, ",") or "-"))
+  end
+  for _, r in ipairs(rows) do
+    if r.hint then print(("%s is %s: %s"):format(r.slug, r.status, r.hint)) end
   end
 end
 

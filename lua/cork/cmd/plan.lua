@@ -19,7 +19,9 @@ usage: ]] .. USAGE .. [[
 Loads the bottle (and agent), validates them, and prints the plan a launch
 would follow: names, labels, state dir, bundle subnet, daemons and their
 config files, token slots, git-gate upstreams, the agent's environment.
-Secret values never appear: secret env is listed by name and source.
+Secret values never appear: secret env is listed by name and source. Each
+host variable the bottle's secrets name that is not set is a warning (on
+stderr, with the file:line that names it): a launch would stop there.
 
   --bottle NAME   the bottle ($XDG_CONFIG_HOME/cork/bottles, ~/.bot-bottle/bottles)
   --agent NAME    an agent file naming a bottle (config dirs, ./.cork/agents);
@@ -49,16 +51,20 @@ function M.main(argv)
   if not opts.bottle and not opts.agent then
     cork.error("usage", "plan needs --bottle NAME (or --agent NAME)\nusage: " .. USAGE)
   end
-  local agent = opts.agent and manifest.load_agent(opts.agent) or nil
+  local agent = opts.agent and manifest.named("agent", opts.agent) or nil
   local bottle_name = opts.bottle or agent.bottle
   if agent and opts.bottle and agent.bottle ~= opts.bottle then
     cork.log.warn(("agent %s names bottle %s; using --bottle %s"):format(agent.name, agent.bottle, opts.bottle))
   end
-  local bottle = manifest.load_bottle(bottle_name)
+  local bottle = manifest.named("bottle", bottle_name)
   local subnets, why
   if not opts.no_docker then subnets, why = docker_subnets() end
   local p = plan.build(bottle, agent, {subnets = subnets})
   if not subnets then p.network.unchecked_reason = why or "--no-docker" end
+  -- what a launch would stop at: every unset host variable, said now
+  for _, m in ipairs(plan.unset_variables(p, bottle)) do
+    cork.log.warn(m.message .. " (a launch would stop here)", {variable = m.variable, where = m.where})
+  end
   local s = plan.summary(p, {contents = opts.contents})
   if opts.json or cork.core.settings().json then
     if cork.core.settings().json then

@@ -47,7 +47,35 @@ Stdout belongs to the protocol: the global --json is refused.]]
 local ARRAY = { __name = "cork.serve.array" }
 local function array(t) return setmetatable(t or {}, ARRAY) end
 
+-- Strings go out as valid UTF-8 whatever came in (a request's bytes are
+-- echoed in error messages): each invalid byte becomes U+FFFD.
+local function utf8_clean(s)
+  if utf8.len(s) then return s end
+  local out, i = {}, 1
+  while true do
+    local n, bad = utf8.len(s, i)
+    if n then out[#out + 1] = s:sub(i); break end
+    out[#out + 1] = s:sub(i, bad - 1) .. "\u{FFFD}"
+    i = bad + 1
+  end
+  return table.concat(out)
+end
+M.utf8_clean = utf8_clean
+
+-- Numbers exactly: integers (and integral floats up to 2^53, what a JSON
+-- reader keeps exact) with every digit, other floats with 17 significant
+-- digits (lua-cjson's encoder keeps 14).
+local function number(v)
+  if math.type(v) == "integer" then return ("%d"):format(v) end
+  if v ~= v or v == math.huge or v == -math.huge then return "null" end
+  local i = math.tointeger(v)
+  if i and math.abs(v) <= 2 ^ 53 then return ("%d"):format(i) end
+  return ("%.17g"):format(v)
+end
+
 local function encode(v)
+  if type(v) == "string" then return json.encode(utf8_clean(v)) end
+  if type(v) == "number" then return number(v) end
   if type(v) ~= "table" then return json.encode(v) end
   local n, parts = #v, {}
   local count = 0
@@ -56,7 +84,9 @@ local function encode(v)
     for i = 1, n do parts[i] = encode(v[i]) end
     return "[" .. table.concat(parts, ",") .. "]"
   end
-  for k, x in pairs(v) do parts[#parts + 1] = json.encode(tostring(k)) .. ":" .. encode(x) end
+  for k, x in pairs(v) do
+    parts[#parts + 1] = encode(type(k) == "number" and number(k) or tostring(k)) .. ":" .. encode(x)
+  end
   return "{" .. table.concat(parts, ",") .. "}"
 end
 M.encode = encode
@@ -123,7 +153,9 @@ methods.ls = {
   argv = function() return { "ls" } end,
   collect = "bottle",
   result = function(items)
-    for _, b in ipairs(items) do b.containers = array(b.containers) end
+    for _, b in ipairs(items) do
+      b.containers, b.networks, b.volumes = array(b.containers), array(b.networks), array(b.volumes)
+    end
     return { bottles = array(items) }
   end,
 }
@@ -154,7 +186,7 @@ methods.down = {
   end,
   collect = "down",
   result = function(items)
-    for _, d in ipairs(items) do d.removed = array(d.removed) end
+    for _, d in ipairs(items) do d.removed, d.already_gone = array(d.removed), array(d.already_gone) end
     return { down = array(items) }
   end,
 }
@@ -173,6 +205,12 @@ methods.attach_command = {
 methods.run = {
   params = { recipe = "string", args = "strings", detach = "boolean" },
   required = { "recipe" },
+  -- the command line would read "-x" as a global flag of cork's own
+  check = function(p)
+    if p.recipe == "" or p.recipe:sub(1, 1) == "-" then
+      return "recipe must be a recipe name or path, not empty or starting with '-'"
+    end
+  end,
   argv = function(p)
     local a = { "run", p.recipe }
     for _, x in ipairs(p.args or {}) do a[#a + 1] = x end
@@ -248,7 +286,7 @@ end
 local Server = {}
 Server.__index = Server
 
-local function key_of(id) return type(id) .. ":" .. tostring(id) end
+local function key_of(id) return type(id) .. ":" .. (type(id) == "number" and number(id) or tostring(id)) end
 
 function Server.new(o)
   return setmetatable({
@@ -276,7 +314,7 @@ end
 
 -- An event of our own, shaped like the runtime's.
 function Server:event(id, name, level, msg, fields)
-  local ev = { id = id == nil and json.null or id, ts = os.time(), event = name, level = level, msg = msg }
+  local ev = { id = id == nil and json.null or id, ts = core.wall_time(), event = name, level = level, msg = msg }
   for k, v in pairs(fields or {}) do ev[k] = v end
   self:send(encode(ev))
 end
@@ -285,6 +323,11 @@ end
 -- (the child's bytes otherwise untouched).
 function Server:relay(id, line)
   local tag = '{"id":' .. encode(id == nil and json.null or id)
+  if not utf8.len(line) then
+    -- bytes that are not UTF-8 would make the line invalid JSON text: re-encode
+    local ok, ev = pcall(json.decode, line)
+    line = ok and type(ev) == "table" and encode(ev) or encode({ msg = line })
+  end
   if line == "{}" then self:send(tag .. "}") else self:send(tag .. "," .. line:sub(2)) end
 end
 

@@ -37,11 +37,9 @@ end
 
 -- ---- :Cork recipes -------------------------------------------------------------
 
-local recipes_cache
 function M.recipes()
   server.request("recipes", nil, { on_result = function(err, res)
     if err then return cork_error("recipes", err) end
-    recipes_cache = res.recipes
     local b = buf.scratch("cork://recipes")
     local w = 0
     for _, r in ipairs(res.recipes) do w = math.max(w, #r.name) end

@@ -8,7 +8,6 @@
 -- Only APIs of Neovim 0.7 are used (jobstart, chansend, vim.json, vim.loop),
 -- or guarded where a later release deprecates them.
 local M = {}
-local uv = vim.uv or vim.loop   -- vim.loop before 0.10
 
 local config = {
   cmd = nil,            -- argv prefix of cork, default { vim.g.cork_bin or "cork" }
@@ -23,11 +22,9 @@ local st = {
   pending = {},         -- id -> request (method, on_result, on_event, stream)
   partial = "",         -- an unfinished stdout line
   stderr = {},          -- the server's last human lines (warnings), for messages
-  started_at = 0,
   answered = false,     -- the server wrote a line: it is a working cork serve
   stopping = false,
   restarts = {},        -- functions called after a restart (watches re-subscribe)
-  broken = false,       -- the last start failed: say so once per use
 }
 
 local function notify(msg, level)
@@ -133,7 +130,6 @@ local function on_exit(job, code)
   if not answered then
     -- it never worked (not a cork, an old one, a broken install): one
     -- message, and no restart loop; the next command tries again
-    st.broken = true
     fail_pending("cork serve is not running")
     notify(("cork: `%s serve --stdio` exited without answering (%s)%s"):format(table.concat(argv0(), " "), how(code),
       last and (": " .. last) or ""), vim.log.levels.ERROR)
@@ -168,7 +164,7 @@ start = function()
       vim.log.levels.ERROR)
     return false
   end
-  st.job, st.pid, st.started_at, st.broken, st.answered = job, vim.fn.jobpid(job), uv.now(), false, false
+  st.job, st.pid, st.answered = job, vim.fn.jobpid(job), false
   return true
 end
 M.start = start

@@ -1,14 +1,16 @@
--- libcurl is loaded on first use: a cork process that never talks to Docker
--- does not map it (nor the ~25 libraries it needs); docker.connect loads it
--- (dlopen of libcurl.so.4), and a missing libcurl is a clear error naming
--- the Debian package.
+-- libcurl and libcrypto are loaded on first use: a cork process that never
+-- talks to Docker does not map libcurl (nor the ~25 libraries it needs), one
+-- that makes no certificate does not map libcrypto; docker.connect loads
+-- libcurl (dlopen of libcurl.so.4), cork.ca libcrypto, and a missing libcurl
+-- is a clear error naming the Debian package.
 local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
 local BIN = os.getenv("CORK_BIN")
 local fs = cork.fs
 
-local function libcurl_mapped()
-  return (fs.read("/proc/self/maps"):match("[^\n/]*libcurl[^\n]*")) or false
+local function mapped(lib)
+  return (fs.read("/proc/self/maps"):match("[^\n/]*" .. lib .. "[^\n]*")) or false
 end
+local function libcurl_mapped() return mapped("libcurl") end
 
 local dir = fs.tempdir("cork-test-curl")
 local s <close> = cork.scope("test_libcurl_lazy")
@@ -20,18 +22,21 @@ for _, f in ipairs({ BIN, lib }) do
   local r = cork.proc.run({ "ldd", f })
   T.is(r.status, 0, "ldd " .. f)
   T.unlike(r.stdout, "libcurl", f:match("[^/]+$") .. " does not link libcurl")
+  T.unlike(r.stdout, "libcrypto", f:match("[^/]+$") .. " does not link libcrypto")
 end
 
 -- 2. a process that never connects: this test itself, and a fresh one that
 --    requires every module
 T.is(libcurl_mapped(), false, "this cork script (no Docker yet) does not map libcurl")
+T.is(mapped("libcrypto"), false, "nor libcrypto (no certificate yet)")
 local probe = dir .. "/probe.lua"
 fs.write(probe, [[
-require "cork.docker"; require "cork.cli"; require "cork.bottle"; require "cork.cmd.ls"
-io.write((io.open("/proc/self/maps"):read("a"):match("[^\n/]*libcurl[^\n]*")) or "none")
+require "cork.docker"; require "cork.ca"; require "cork.cli"; require "cork.bottle"; require "cork.cmd.ls"
+local maps = io.open("/proc/self/maps"):read("a")
+io.write((maps:match("[^\n/]*libcurl[^\n]*")) or (maps:match("[^\n/]*libcrypto[^\n]*")) or "none")
 ]])
 local r = cork.proc.run({ BIN, "script", probe })
-T.is(r.stdout, "none", "requiring cork.docker and the commands does not map libcurl")
+T.is(r.stdout, "none", "requiring cork.docker, cork.ca and the commands maps neither libcurl nor libcrypto")
 r = cork.proc.run({ BIN, "version" })
 T.like(r.stdout, "\nlibcurl [%d.]+\n", "cork version still names libcurl (the version built against)")
 
@@ -39,6 +44,11 @@ T.like(r.stdout, "\nlibcurl [%d.]+\n", "cork version still names libcurl (the ve
 local ok, err = pcall(cork.docker.connect, "unix://" .. dir .. "/no-such.sock")
 T.ok(not ok and cork.is_error(err), "connect to a missing socket fails with a cork error")
 T.like(libcurl_mapped() or "", "libcurl%.so%.4", "and libcurl is mapped from then on")
+
+-- the first certificate loads libcrypto
+cork.ca.mint({ dir = dir .. "/ca", name = "t" })
+T.like(mapped("libcrypto") or "", "libcrypto%.so%.3", "cork.ca.mint loads libcrypto")
+T.like(cork.ca.fingerprint(dir .. "/ca/t.pem"), "^%x+$", "and uses it")
 
 -- 4. a missing libcurl: kind not_found, the library and the Debian package named
 fs.write(probe, [[
