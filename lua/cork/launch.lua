@@ -65,7 +65,8 @@ M.OPTIONS = {
 -- parse(argv, backend) -> opts; --help prints usage and returns nil.
 -- A recipe that runs a stock recipe may put one table among its arguments:
 -- { bottle = M.inline(text, name) }, a bottle that is not in the operator's
--- config dir (the demo's). A command line is only strings, so `--bottle NAME`
+-- config dir (the demo's), and optionally env = a table or function that
+-- the bottle's secrets are read from instead of the host environment. A command line is only strings, so `--bottle NAME`
 -- still loads from the operator's config dir and nowhere else.
 function M.parse(argv, backend, extra_usage)
   local usage = ("cork run %s --bottle NAME [--agent NAME] [--detach] [--dry-run] "
@@ -81,7 +82,9 @@ function M.parse(argv, backend, extra_usage)
   if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], usage)) end
   if given then
     for k in pairs(given) do
-      if k ~= "bottle" then cork.error("usage", ("unknown launch option table key '%s' (known: bottle)"):format(k)) end
+      if k ~= "bottle" and k ~= "env" then
+        cork.error("usage", ("unknown launch option table key '%s' (known: bottle, env)"):format(k))
+      end
     end
     if type(given.bottle) ~= "table" or not given.bottle.inline then
       cork.error("usage", "a launch option table's bottle must come from cork.bottle.inline(text, name)")
@@ -90,6 +93,12 @@ function M.parse(argv, backend, extra_usage)
       cork.error("usage", "an inline bottle cannot be combined with --bottle or --agent")
     end
     opts.inline_bottle = given.bottle
+    -- env: where the bottle's secrets are read instead of the host
+    -- environment (a table or function; the escape suite plants canaries)
+    if given.env ~= nil and type(given.env) ~= "table" and type(given.env) ~= "function" then
+      cork.error("usage", "a launch option table's env must be a table or a function")
+    end
+    opts.env = given.env
     return opts
   end
   if not opts.bottle and not opts.agent then

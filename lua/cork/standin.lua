@@ -35,7 +35,7 @@ M.BUSYBOX = "/bin/busybox"
 -- containers here; nc does the probing.
 M.APPLETS = { "sh", "httpd", "sleep", "env", "cut", "sort", "tr", "sed", "nc", "cat", "mkdir",
   "chown", "chmod", "dirname", "basename", "id", "true", "false", "echo", "printf", "ls", "rm", "grep",
-  "timeout", "head", "tail", "test", "[", "wc", "hostname", "ip", "kill", "ps", "stat" }
+  "timeout", "head", "tail", "test", "[", "wc", "hostname", "ip", "kill", "ps", "stat", "nslookup", "ping" }
 
 -- The bundle's entry point. Ports and paths come from cork.plan (the
 -- contract), so the stand-in cannot drift from what the recipes mount.

@@ -363,8 +363,10 @@ function M.down(slug, o)
     end
   end
   -- VMs the journal did not know about: not for a docker bottle (that
-  -- recipe makes none)
-  local smol = not (st and st.backend == "docker") and smolvm_of() or nil
+  -- recipe makes none), nor when the journal's own VM was just removed
+  local vm_done = false
+  for _, x in ipairs(rep.removed) do if x == "vm cork-" .. slug then vm_done = true end end
+  local smol = not vm_done and not (st and st.backend == "docker") and smolvm_of() or nil
   if smol then
     local okl, list = pcall(smol.ls, smol)
     if okl then

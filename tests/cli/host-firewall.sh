@@ -16,6 +16,8 @@ set -u
 root=${CORK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cork=${CORK_BIN:-$root/build/cork}
 cd "$root" || exit 1
+# engines of this test's own: not one an outer run named
+unset CORK_DOCKERD_NETNS CORK_DOCKERD_SHAPE CORK_DOCKERD_DIR DOCKER_HOST
 n=0; fails=0
 ok() { n=$((n + 1)); echo "ok $n - $*"; }
 notok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $*"; }

@@ -1,7 +1,7 @@
 -- cork down SLUG... | --all: end everything of a bottle.
 local cork = require "cork"
 local args = require "cork.args"
-local bottle = require "cork.bottle"
+local teardown = require "cork.teardown"   -- not cork.bottle: down loads no planner or manifest loader
 local journal = require "cork.journal"
 
 local USAGE = "cork down SLUG... | --all"
@@ -96,7 +96,7 @@ end
 -- smol may be a function returning the driver (asked only when the bottle
 -- can have a VM), why a function or a string.
 function M.down_one(slug, d, smol, why)
-  local ok, res, rep = pcall(bottle.down, slug, { docker = d, smolvm = smol, smolvm_why = why })
+  local ok, res, rep = pcall(teardown.down, slug, { docker = d, smolvm = smol, smolvm_why = why })
   if ok then
     cork.log.info(M.summary(slug, rep), { slug = slug, removed = rep.removed })
     cork.log.event("down", { slug = slug, removed = res, already_gone = rep.already_gone })

@@ -1,0 +1,312 @@
+-- escape-suite: every known way out of a bottle, tried from inside its agent
+--
+-- usage: cork run escape-suite [--backend docker] [--bundle-image REF]
+--                              [--recipe NAME] [--attacks DIR] [--json]
+--
+--   --backend docker     the backend to attack (smolmachines: not yet)
+--   --bundle-image REF   the bundle to launch (default: the stand-in bundle,
+--                        which filters nothing: content-layer attacks are then
+--                        "not applicable: stand-in bundle")
+--   --recipe NAME        the recipe that launches the bottle (default: the
+--                        backend's stock recipe); a user recipe that weakens
+--                        the bottle shows that the suite can fail
+--   --attacks DIR        more attacks: DIR/*.lua, one table per file (the
+--                        format: lua/cork/escape.lua; the built-ins:
+--                        lua/cork/escape/)
+--
+-- It launches a bottle whose secrets are planted canaries (an egress token,
+-- an agent secret), starts canaries of its own (a container on a network of
+-- its own, one on a link-local network, servers on the host's 127.0.0.1 and
+-- on the agent network's gateway address), runs each attack inside the agent
+-- as the agent's user, and checks every canary from outside. Traffic goes
+-- only to loopback and to what the suite itself created. Then it tears it
+-- all down and checks that nothing is left.
+-- Exit status: 0 every attack was blocked (or not applicable); 1 an attack
+-- got through, an attack could not run, or something was left behind.
+local cork = require "cork"
+local log = require "cork.log"
+local args = require "cork.args"
+local plan = require "cork.plan"
+local journal = require "cork.journal"
+local bottle = require "cork.bottle"
+local provision = require "cork.provision"
+local recipes = require "cork.recipes"
+local standin = require "cork.standin"
+local escape = require "cork.escape"
+
+local USAGE = "cork run escape-suite [--backend docker] [--bundle-image REF] [--recipe NAME] [--attacks DIR] [--json]"
+local opts, rest = args.parse({ ... }, { help = "boolean", backend = "string", bundle_image = "string",
+  recipe = "string", attacks = "string" }, { usage = USAGE })
+if opts.help then print("usage: " .. USAGE); return 0 end
+if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], USAGE)) end
+local backend = opts.backend or "docker"
+if backend == "smolmachines" then
+  cork.error("usage", "escape-suite: the smolmachines backend is not covered yet (issue 13); use --backend docker")
+elseif backend ~= "docker" then
+  cork.error("usage", ("escape-suite: unknown backend '%s' (docker)"):format(backend))
+end
+local attacks = escape.load({ dir = opts.attacks })
+
+local d = require("cork.docker").connect()
+local ok_ping, perr = pcall(d.ping, d)
+if not ok_ping then
+  cork.error("docker", ("no Docker engine answers at %s: %s")
+    :format(os.getenv("DOCKER_HOST") or "unix:///var/run/docker.sock", tostring(perr)))
+end
+
+-- The planted secrets: fresh random values, read by the launch instead of
+-- the host environment. The egress token goes to the bundle only.
+local planted = {
+  egress_token = "cork-escape-egress-" .. plan.random_suffix(12) .. plan.random_suffix(12),
+  agent_secret = "cork-escape-agent-" .. plan.random_suffix(12) .. plan.random_suffix(12),
+}
+log.secret(planted.egress_token)
+log.secret(planted.agent_secret)
+local ENV = { CORK_ESCAPE_EGRESS_TOKEN = planted.egress_token, CORK_ESCAPE_AGENT_SECRET = planted.agent_secret }
+
+local run_id = plan.random_suffix(6)
+local slug
+local results = {}
+local left = {}
+
+local function http_get(host, port)
+  local bb = standin.busybox()
+  local r = cork.proc.run({ bb, "sh", "-c", 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 3 "$2" nc "$0" "$1" | tail -n 1',
+    host, tostring(port), bb })
+  return (r.stdout:gsub("%s+$", ""))
+end
+
+-- Ip InReceives of a canary container's network namespace: any packet that
+-- arrived (TCP, UDP, ICMP), read from outside without touching the network.
+local function received(cname)
+  local r = d:exec(cname, { "cat", "/proc/net/snmp" })
+  local head, vals
+  for line in r.stdout:gmatch("[^\n]+") do
+    if line:match("^Ip: ") then
+      if not head then head = line else vals = line end
+    end
+  end
+  if not head or not vals then return nil end
+  local names, nums = {}, {}
+  for w in head:gmatch("%S+") do names[#names + 1] = w end
+  for w in vals:gmatch("%S+") do nums[#nums + 1] = w end
+  for i, n in ipairs(names) do if n == "InReceives" then return tonumber(nums[i]) end end
+end
+
+do
+  local s <close> = cork.scope("escape-suite")
+
+  bottle.step("escape-images", "stand-in images")
+  local bundle_image, agent_image = standin.images(d)
+  local standin_bundle = not opts.bundle_image or opts.bundle_image == bundle_image
+  if opts.bundle_image then bundle_image = opts.bundle_image end
+
+  local BOTTLE = ([[
+description: cork's escape-suite bottle (planted canary secrets)
+agent:
+  provider: custom
+  image: %s
+  command: [sh]
+  user: agent
+  home: /home/agent
+env:
+  CORK_ESCAPE_AGENT_SECRET: "${CORK_ESCAPE_AGENT_SECRET}"
+egress:
+  routes:
+    - host: api.escape-canary.invalid
+      auth: bearer
+      token_ref: CORK_ESCAPE_EGRESS_TOKEN
+bundle:
+  image: %s
+]]):format(agent_image, bundle_image)
+
+  bottle.step("escape-launch", ("the %s recipe with the suite's bottle"):format(opts.recipe or backend))
+  s:defer(function()
+    if not slug then return end
+    log.info(("tearing down bottle %s (cork down)"):format(slug))
+    bottle.down(slug, { docker = d })
+  end)
+  provision.steps:append({ name = "escape-slug", run = function(ctx) slug = ctx.slug end })
+  local rc = recipes.run(opts.recipe or backend, { "--detach", { bottle = bottle.inline(BOTTLE, "escape", "<cork escape-suite bottle>.yaml"),
+    env = function(k) return ENV[k] or os.getenv(k) end } })
+  if rc ~= 0 or not slug then cork.error("escape", ("the %s recipe did not leave a bottle (status %s)"):format(opts.recipe or backend, rc)) end
+  local names = plan.names(slug)
+  local agent = names.agent
+  local j = journal.attach(slug)
+  local internal = d:network_inspect(names.internal_network)
+  local gateway = internal.IPAM and internal.IPAM.Config and internal.IPAM.Config[1]
+    and internal.IPAM.Config[1].Gateway or ""
+
+  -- Canaries. Containers and networks are journalled in the bottle's
+  -- journal: `cork down SLUG` ends them even after a kill -9 of the suite.
+  bottle.step("escape-canaries", "a neighbour container, a link-local container, host servers")
+  local labels = { ["cork.slug"] = slug, ["cork.role"] = "canary", ["cork.escape"] = run_id }
+  local targets = {}
+  local function canary_container(role, subnet)
+    local cname, cnet = ("cork-%s-canary-%s"):format(slug, role), ("cork-%s-canary-%s-net"):format(slug, role)
+    j:add("network", cnet, { role = "canary" })
+    s:defer(function() bottle.remove.network(d, cnet, j) end)
+    d:network_create({ name = cnet, labels = labels, subnet = subnet.subnet, gateway = subnet.gateway })
+    j:add("container", cname, { role = "canary" })
+    s:defer(function() bottle.remove.container(d, cname, j) end)
+    d:container_create({ name = cname, image = standin.BUNDLE, labels = labels, init = true,
+      entrypoint = { "/bin/sh", "-c", 'mkdir -p /tmp/www && echo canary > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www' },
+      networks = { { name = cnet, ip = subnet.bundle_ip } } })
+    d:container_start(cname)
+    local up
+    for _ = 1, 50 do
+      up = d:exec(cname, { "sh", "-c", 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 2 nc 127.0.0.1 8080 | tail -n 1' }).stdout
+      if up:find("canary", 1, true) then break end
+      cork.sleep(0.1)
+    end
+    if not up:find("canary", 1, true) then cork.error("escape", "the canary container " .. cname .. " does not serve") end
+    -- the outside check must see traffic: a request from this host (which
+    -- routes to the canary's network) moves its counter
+    local before = received(cname)
+    http_get(subnet.bundle_ip, 8080)
+    local after = received(cname)
+    if not (before and after and after > before) then
+      cork.error("escape", ("the canary %s does not record traffic (Ip InReceives %s -> %s)")
+        :format(cname, tostring(before), tostring(after)))
+    end
+    log.info(("canary %s: container %s on %s:8080 (%s), records what arrives"):format(role, cname,
+      subnet.bundle_ip, subnet.subnet))
+    return { kind = "container", name = cname, host = subnet.bundle_ip, port = 8080 }
+  end
+  local taken = plan.docker_subnets(d)
+  targets.neighbour = canary_container("neighbour", plan.pick_subnet(slug .. "-canary", taken))
+  -- a link-local /28 of its own (never 169.254.169.254 itself: the suite
+  -- must not shadow a real metadata service while it runs)
+  -- must not overlap a network the engine has (another run's)
+  local used = {}
+  for _, sn in ipairs(plan.docker_subnets(d)) do used[sn] = true end
+  local ll
+  local start = plan.hash(slug .. run_id) % 200
+  for i = 0, 199 do
+    local c = 16 + (start + i) % 200
+    if not used[("169.254.%d.0/28"):format(c)] then ll = c; break end
+  end
+  if not ll then cork.error("escape", "no free link-local /28 for the link-local canary") end
+  targets.link_local = canary_container("linklocal", { subnet = ("169.254.%d.0/28"):format(ll),
+    gateway = ("169.254.%d.1"):format(ll), bundle_ip = ("169.254.%d.2"):format(ll) })
+
+  -- host canaries: busybox httpd -v, bounded by timeout(1); its log says
+  -- whether a request arrived
+  local www = cork.fs.tempdir("cork-escape-www")
+  s:defer(cork.fs.remove, www, { recursive = true, missing_ok = true })
+  cork.fs.write(www .. "/index.html", "canary-host\n")
+  local function host_canary(role, addr)
+    local logf = ("%s/%s.log"):format(www, role)
+    for i = 0, 19 do
+      local port = 41000 + (cork.core.pid() * 7 + i * 131 + #role * 977) % 9000
+      local p = cork.proc.spawn({ "timeout", "900", standin.busybox(), "httpd", "-f", "-v", "-p", addr .. ":" .. port, "-h", www },
+        { stdout = "null", stderr = logf })
+      s:defer(function() p:close(1) end)
+      for _ = 1, 20 do
+        if http_get(addr, port):find("canary", 1, true) then
+          log.info(("canary %s: busybox httpd on %s:%d"):format(role, addr, port))
+          -- the readiness check itself must be logged (the outside check
+          -- works); count from here
+          local base = 0
+          for _ = 1, 40 do
+            base = #(cork.fs.read(logf) or "")
+            if base > 0 then break end
+            cork.sleep(0.025)
+          end
+          if base == 0 then cork.error("escape", ("the host canary on %s:%d logs nothing"):format(addr, port)) end
+          return { kind = "host", log = logf, base = base, host = addr, port = port, proc = p }
+        end
+        if not p:running() then break end
+        cork.sleep(0.05)
+      end
+      p:close(1)
+    end
+    cork.error("escape", ("could not start the host canary on %s"):format(addr))
+  end
+  targets.host_loopback = host_canary("host_loopback", "127.0.0.1")
+  if gateway ~= "" then targets.host_gateway = host_canary("host_gateway", gateway) end
+
+  local function hits_of(names_)
+    local hits = {}
+    for _, tn in ipairs(names_) do
+      local t = targets[tn]
+      if t and t.kind == "container" then
+        local n = received(t.name)
+        if n and t.count and n > t.count then
+          hits[#hits + 1] = ("canary %s (%s:%d) received %d packet(s)"):format(tn, t.host, t.port, n - t.count)
+        end
+        t.count = n
+      elseif t and t.kind == "host" then
+        local text = cork.fs.read(t.log) or ""
+        local new = text:sub(t.base + 1)
+        if new:find("%S") then
+          hits[#hits + 1] = ("canary %s (%s:%d) logged: %s"):format(tn, t.host, t.port, (new:match("[^\n]+")))
+        end
+        t.base = #text
+      end
+    end
+    return hits
+  end
+  hits_of({ "neighbour", "link_local", "host_loopback", "host_gateway" })   -- baselines
+
+  bottle.step("escape-attacks", ("%d attacks from inside the agent"):format(#attacks))
+  for _, a in ipairs(attacks) do
+    local out, hits = {}, {}
+    local ran = a.script and not (a.requires == "filtering bundle" and standin_bundle)
+    if ran then
+      local tlist = #a.targets > 0 and a.targets or { false }
+      for _, tn in ipairs(tlist) do
+        local t = tn and targets[tn]
+        if tn and not t then
+          out[#out + 1] = ("(target %s: none on this engine)"):format(tn)
+        else
+          local r = d:exec(agent, { "sh", "-c", a.script }, { user = "agent",
+            env = { "HOST=" .. (t and t.host or ""), "PORT=" .. tostring(t and t.port or ""), "GATEWAY=" .. gateway } })
+          out[#out + 1] = r.stdout .. (r.stderr or "")
+          for _, h in ipairs(hits_of(a.targets)) do hits[#hits + 1] = h end
+        end
+      end
+      -- traffic that arrives late still counts
+      cork.sleep(0.2)
+      for _, h in ipairs(hits_of(a.targets)) do hits[#hits + 1] = h end
+    end
+    local v = escape.verdict(a, { standin = standin_bundle, output = table.concat(out, "\n"), hits = hits, secrets = planted })
+    results[#results + 1] = { id = a.id, name = a.name, layer = a.layer, verdict = v.verdict, escaped = v.escaped,
+      error = v.error, evidence = v.evidence, stops = a.stops }
+    log.event("escape_attack", { id = a.id, name = a.name, layer = a.layer, verdict = v.verdict,
+      escaped = v.escaped, evidence = v.evidence })
+    if v.escaped then
+      log.warn(("attack %s (%s): ESCAPED: %s"):format(a.id, a.name, table.concat(v.evidence, "; ")))
+    elseif v.error then
+      log.warn(("attack %s (%s): %s"):format(a.id, a.name, v.verdict))
+    else
+      log.info(("attack %s (%s): %s"):format(a.id, a.name, v.verdict))
+    end
+  end
+  bottle.step("escape-teardown", "cork down, canaries")
+end
+
+-- Nothing may be left.
+if slug then
+  for _, f in ipairs({ "cork.slug=" .. slug, "cork.escape=" .. run_id }) do
+    for _, c in ipairs(d:containers({ all = true, filters = { label = { f } } })) do
+      left[#left + 1] = "container " .. ((c.Names or {})[1] or c.Id)
+    end
+    for _, n in ipairs(d:networks({ filters = { label = { f } } })) do left[#left + 1] = "network " .. n.Name end
+  end
+  if cork.fs.exists(journal.dir(slug)) then left[#left + 1] = "state dir " .. journal.dir(slug) end
+end
+local escaped, errors, na = 0, 0, 0
+for _, r in ipairs(results) do
+  if r.escaped then escaped = escaped + 1 elseif r.error then errors = errors + 1
+  elseif r.verdict ~= "blocked" then na = na + 1 end
+end
+log.event("escape_result", { slug = slug, attacks = #results, escaped = escaped, errors = errors,
+  not_applicable = na, left = left })
+if #left > 0 then log.warn("left behind: " .. table.concat(left, ", ")) else log.info("left behind: nothing") end
+if escaped == 0 and errors == 0 and #left == 0 then
+  log.info(("the bottle held: %d attack(s) blocked, %d not applicable"):format(#results - na, na))
+  return 0
+end
+if escaped > 0 then log.warn(("the bottle did NOT hold: %d attack(s) escaped"):format(escaped)) end
+return 1

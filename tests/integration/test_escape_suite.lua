@@ -1,0 +1,109 @@
+-- `cork run escape-suite` against the private engine with the stand-in
+-- bundle: every network-layer attack blocked, the content-layer ones "not
+-- applicable: stand-in bundle" (never "blocked"), exit 0, nothing left;
+-- then a deliberately weakened bottle (tests/fixtures/escape: a user recipe
+-- that undoes the docker recipe's seal) must be reported as an escape, with
+-- the attack and the evidence, and exit 1.
+local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
+local H = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/docker_test.lua")
+local R = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/recipe_test.lua")
+
+local d = H.connect(T)
+R.images(d)
+local before = H.snapshot(d)
+local s <close> = cork.scope("test_escape_suite")
+s:defer(function() H.sweep(d) end)
+
+local function home(name)
+  local h = R.home(name)
+  h.env.TMPDIR = h.dir .. "/tmp"
+  cork.fs.mkdir(h.env.TMPDIR, tonumber("0700", 8))
+  s:defer(cork.fs.remove, h.dir, { recursive = true })
+  return h
+end
+
+local function leftovers(h, slug)
+  local left = {}
+  for _, f in ipairs({ "cork.bottle=escape", "cork.role=canary", slug and ("cork.slug=" .. slug) or nil }) do
+    for _, c in ipairs(d:containers({ all = true, filters = { label = { f } } })) do left[#left + 1] = "container " .. c.Names[1] end
+    for _, n in ipairs(d:networks({ filters = { label = { f } } })) do left[#left + 1] = "network " .. n.Name end
+  end
+  local files = R.files(h.env.XDG_STATE_HOME)
+  if files ~= "" then left[#left + 1] = "files " .. files end
+  local ps = cork.proc.run({ "sh", "-c", "ps -eo args | grep -F -- \"$0\" | grep -v grep || true",
+    h.env.TMPDIR .. "/cork-escape-www" }).stdout
+  if ps ~= "" then left[#left + 1] = "process " .. ps end
+  return table.concat(left, "; ")
+end
+
+local NETWORK = { ["1"] = true, ["2"] = true, ["6"] = true, ["7"] = true, ["8"] = true, ["9"] = true, ["10"] = true }
+local CONTENT = { ["1p"] = true, ["2p"] = true, ["3"] = true, ["5"] = true }
+
+local function by_id(events)
+  local t = {}
+  for _, e in ipairs(R.find(events, { event = "escape_attack" })) do t[e.id] = e end
+  return t
+end
+
+-- 1. the stock docker recipe and the stand-in bundle: everything holds -----
+do
+  local h = home("escape-ok")
+  local r = R.cork(h, { "run", "escape-suite" })
+  local res = R.find(r.events, { event = "escape_result" })[1] or {}
+  local at = by_id(r.events)
+  T.is(r.status, 0, "cork run escape-suite: exit 0", r.stderr)
+  for id in pairs(NETWORK) do
+    local e = at[id] or {}
+    T.is(e.verdict, "blocked", ("attack %s (%s): blocked"):format(id, e.name or "?"),
+      table.concat(e.evidence or {}, "; "))
+    T.is(e.layer, "network", ("attack %s is a network-layer attack"):format(id))
+  end
+  for id in pairs(CONTENT) do
+    T.is((at[id] or {}).verdict, "not applicable: stand-in bundle", ("attack %s: not applicable: stand-in bundle"):format(id))
+  end
+  T.is(res.escaped, 0, "escape_result: nothing escaped")
+  T.is(res.errors, 0, "escape_result: every attack ran")
+  T.is(res.not_applicable, 4, "escape_result: 4 not applicable (content layer)")
+  T.is(#(res.left or { "?" }), 0, "the suite found nothing left behind")
+  T.ok(not r.stdout:find("cork-escape-egress-", 1, true) and not r.stderr:find("cork-escape-egress-", 1, true),
+    "the planted egress token is never printed")
+  T.is(leftovers(h, res.slug), "", "nothing left: containers, networks, state, host canaries")
+  local steps = {}
+  for _, e in ipairs(R.find(r.events, { event = "step" })) do steps[#steps + 1] = e.name or e.step end
+  T.like(table.concat(steps, " "), "escape%-images escape%-launch network .* seal provision escape%-canaries escape%-attacks escape%-teardown",
+    "the steps, in order")
+end
+
+-- 2. a weakened bottle: the seal undone by a user recipe -------------------
+do
+  local h = home("escape-weak")
+  h.env.CORK_PATH = os.getenv("CORK_ROOT") .. "/tests/fixtures/escape"
+  local r = R.cork(h, { "run", "escape-suite", "--recipe", "docker-unsealed" })
+  local res = R.find(r.events, { event = "escape_result" })[1] or {}
+  local at = by_id(r.events)
+  T.is(r.status, 1, "the weakened bottle: exit 1", r.stderr)
+  T.ok((res.escaped or 0) >= 1, ("escape_result counts the escape (%s)"):format(tostring(res.escaped)))
+  local e7 = at["7"] or {}
+  T.is(e7.verdict, "escaped", "attack 7 (the host) escaped")
+  local ev = table.concat(e7.evidence or {}, "; ")
+  T.like(ev, "canary host_gateway %(%d+%.%d+%.%d+%.%d+:%d+%) logged: ", "with the outside canary's evidence: " .. ev)
+  T.like(ev, "the agent: %d+%.%d+%.%d+%.%d+:%d+ answered: HTTP/", "and the agent's own")
+  T.is((at["8"] or {}).escaped ~= nil, true, "attack 8 still reported")
+  local human = cork.proc.run({ R.bin, "run", "escape-suite", "--recipe", "docker-unsealed" }, { env = h.env, timeout = 120 })
+  T.is(human.status, 1, "for a human: exit 1 too")
+  T.like(human.stderr, "attack 7 %(the host[^)]*%): ESCAPED: canary host_gateway", "says which attack escaped, with evidence")
+  T.like(human.stderr, "the bottle did NOT hold: %d+ attack%(s%) escaped", "and the summary")
+  T.is(leftovers(h, res.slug), "", "nothing left after a failing run either")
+end
+
+-- 3. usage -------------------------------------------------------------------
+do
+  local h = home("escape-usage")
+  local r = cork.proc.run({ R.bin, "run", "escape-suite", "--backend", "smolmachines" }, { env = h.env })
+  T.is(r.status, 2, "--backend smolmachines: a usage error (not covered yet)")
+  T.like(r.stderr, "smolmachines backend is not covered yet", "says so")
+end
+
+s:close()
+H.no_leaks(T, d, before)
+T.done()

@@ -1,0 +1,72 @@
+-- cork.escape: the built-in attacks load and are well formed; a user's
+-- attack dir adds to them (bad files are usage errors naming the file); the
+-- verdicts: escaped (canary hits, REACHED lines, a planted secret in the
+-- output, each as evidence), blocked, not applicable on the stand-in,
+-- error when a sanity secret is missing. And the launch option table's env.
+local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
+local cork = require "cork"
+local escape = require "cork.escape"
+local launch = require "cork.launch"
+
+local dir = cork.fs.tempdir("cork-escape-test")
+local _ <close> = setmetatable({}, { __close = function() cork.fs.remove(dir, { recursive = true }) end })
+
+-- built-ins
+local all = escape.load()
+local ids = {}
+for _, a in ipairs(all) do ids[#ids + 1] = a.id end
+T.is(table.concat(ids, " "), "1 1p 2 2p 3 5 6 7 8 9 10", "the built-in attacks, in id order")
+for _, a in ipairs(all) do
+  T.ok(a.stops and a.stops ~= "", ("attack %s says what stops it"):format(a.id))
+  if a.layer == "content" then T.is(a.requires, "filtering bundle", ("content attack %s requires a filtering bundle"):format(a.id))
+  else T.ok(a.script ~= nil, ("network attack %s has a script"):format(a.id)) end
+end
+
+-- a user's dir
+cork.fs.write(dir .. "/11-mine.lua", 'return { id = 11, name = "mine", layer = "network", stops = "x", targets = { "neighbour" }, script = "true" }')
+local more = escape.load({ dir = dir })
+T.is(more[#more].id, "11", "a user's attack is added, ordered by id")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "bad", layer = "network", targets = { "the-moon" }, script = "true" }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", "12%-bad%.lua: unknown target 'the%-moon'", "an unknown target: usage error naming the file")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 8, name = "dup", layer = "network", script = "true" }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", "attack id 8 is taken", "a taken id: usage error")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "sideways", script = "true" }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", "layer must be", "a bad layer: usage error")
+cork.fs.remove(dir .. "/12-bad.lua")
+
+-- verdicts
+local by = {}
+for _, a in ipairs(all) do by[a.id] = a end
+local sec = { egress_token = "EGRESS-xyz", agent_secret = "AGENT-abc" }
+local v = escape.verdict(by["3"], { standin = true })
+T.is(v.verdict, "not applicable: stand-in bundle", "content attack on the stand-in: not applicable")
+T.is(v.escaped, false, "...and not an escape")
+v = escape.verdict(by["3"], { standin = false })
+T.like(v.verdict, "^untested", "content attack with no script on a filtering bundle: untested, not blocked")
+v = escape.verdict(by["8"], { output = "no answer from 10.0.0.2:8080 ()\n", hits = {} })
+T.is(v.verdict, "blocked", "no hit, no REACHED: blocked")
+v = escape.verdict(by["8"], { output = "REACHED 10.0.0.2:8080 answered: HTTP/1.1 200 OK\n", hits = { "canary neighbour received 3 packet(s)" } })
+T.is(v.verdict, "escaped", "a hit and a REACHED line: escaped")
+T.same(v.evidence, { "canary neighbour received 3 packet(s)", "the agent: 10.0.0.2:8080 answered: HTTP/1.1 200 OK" }, "both as evidence")
+v = escape.verdict(by["8"], { output = "", hits = { "canary neighbour received 1 packet(s)" } })
+T.is(v.verdict, "escaped", "the outside check alone decides too")
+v = escape.verdict(by["6"], { output = "A=AGENT-abc\n", secrets = sec })
+T.is(v.verdict, "blocked", "attack 6: only the agent's own secret: blocked")
+v = escape.verdict(by["6"], { output = "A=AGENT-abc\nT=EGRESS-xyz\n", secrets = sec })
+T.is(v.verdict, "escaped", "attack 6: the egress token readable: escaped")
+T.like(v.evidence[1], "planted egress_token is readable", "with the evidence (the name, never the value)")
+T.unlike(table.concat(v.evidence, " "), "EGRESS%-xyz", "the evidence does not hold the value")
+v = escape.verdict(by["6"], { output = "", secrets = sec })
+T.like(v.verdict, "^error: the planted agent_secret", "attack 6: the dump did not work: error, not blocked")
+T.is(v.error, true, "...flagged as an error")
+
+-- the launch option table's env
+local inline = launch.inline("agent: {provider: custom, command: [sh], image: x}\n", "t")
+local o = launch.parse({ { bottle = inline, env = { A = "1" } } }, "docker")
+T.is(o.env and o.env.A, "1", "launch table: env is handed to the launch")
+T.raises(function() launch.parse({ { bottle = inline, env = "x" } }, "docker") end, "usage", "env must be a table or a function",
+  "launch table: a bad env is a usage error")
+T.raises(function() launch.parse({ { bottle = inline, other = 1 } }, "docker") end, "usage", "known: bottle, env",
+  "launch table: unknown keys still refused")
+
+T.done()
