@@ -18,7 +18,7 @@ Q        := $(if $(V),,@)
 # Binding modules: src/NAME.c exports luaopen_cork_NAME, preloaded as "cork.NAME";
 # a private C module under a Lua one, cork._NAME, is src/NAME.c too
 # (cork._docker under lua/cork/docker.lua).
-MODULES  := core scope proc fs yaml log net ca _docker json
+MODULES  := core scope proc fs yaml log net ca _docker json canary
 MODULE_SRC := $(patsubst _%,%,$(MODULES))
 # Modules made of several files: the extra objects of each.
 MODULE_EXTRA := docker_transport docker_json docker_image docker_exec docker_events

@@ -168,7 +168,22 @@ local function exec(argv, o)
 end
 exec({ "sh", "-c", 'mkdir -p "$1" && chown -R "$0" "$1"', user, home })
 local guest = { plan = p, provider = p.provider, env = env, backend = "docker", slug = p.slug,
-  exec = function(_, argv, o) return exec(argv, o) end, write = launch.write_via_exec(exec) }
+  exec = function(_, argv, o) return exec(argv, o) end, write = launch.write_via_exec(exec),
+  dry_run = opts.dry_run }
+-- what the isolation step (the last provisioning step) tries from inside the
+-- agent: a canary on the host's 127.0.0.1 and on the host's side of both
+-- networks (the seal prohibits the internal one's; the other is no network
+-- of the agent's), and the bundle's address on its outer network
+guest.isolation = {
+  canary = { "127.0.0.1", gw, p.network.gateway },
+  probes = {
+    { host = "127.0.0.1", what = "the host's 127.0.0.1" },
+    { host = gw, what = "the host through the internal network's gateway " .. gw },
+    { host = p.network.gateway, what = "the host through the bundle network's gateway " .. p.network.gateway },
+    { host = p.bundle.ip, port = p.bundle.ports[p.bundle.publish[1] or "pipelock"],
+      what = "the bundle's address on its outer network " .. p.bundle.ip },
+  },
+}
 provision.steps:run(guest)
 
 -- 7. Hand the bottle over. An interactive terminal needs the docker CLI's

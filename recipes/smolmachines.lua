@@ -80,13 +80,18 @@ local j = journal.open(p.slug, { backend = "smolmachines", bottle = ctx.bottle.n
 s:defer(journal.finish, p.slug)
 log.event("bottle", { slug = p.slug, backend = "smolmachines", state_dir = p.state_dir })
 
--- 1. A loopback alias of the bottle's own: its bundle's ports are published
---    there and nowhere else, and the VM may reach exactly that address.
-bottle.step("alias", "reserving a loopback alias")
-require("cork.net").ensure_pool({})
+-- 1. An address of the bottle's own (its alias): its bundle's ports are
+--    published there and nowhere else, and the VM may reach exactly that
+--    address. Under virtio-net the guest's 127/8 is its own loopback, so the
+--    alias is a non-loopback address (198.18.0.0/15 by default) put on the
+--    host's lo, behind a guard that drops packets for it from any other
+--    interface (the LAN must not reach the bundle either).
+bottle.step("alias", "reserving the bottle's address")
 local ip = alias.reserve({ docker = docker, slug = p.slug })
 j:add("alias", ip)
 s:defer(bottle.remove.alias, ip, p.slug, j)
+if opts.dry_run then log.info(("would add %s to %s behind its guard"):format(ip, alias.IFACE))
+else alias.up(ip, p.slug) end
 j:meta({ alias = ip })
 log.info(("alias %s"):format(ip), { alias = ip })
 
@@ -120,7 +125,10 @@ log.event("agent_urls", { HTTPS_PROXY = env.HTTPS_PROXY, GIT_GATE_URL = env.GIT_
 bottle.step("vm", ("VM %s from %s"):format(p.names.vm, artifact))
 j:add("vm", p.names.vm)
 s:defer(bottle.remove.vm, smol, p.names.vm, j)
-smol:create(p.names.vm, { from = artifact, allow_cidrs = { ip .. "/32" }, env = env,
+-- `allow_hosts = { ip }` turns the gateway's DNS filter on without allowing
+-- any name (an IP literal is taken as it is): the agent resolves nothing
+-- itself, its proxy resolves for it, so DNS is no channel out.
+smol:create(p.names.vm, { from = artifact, allow_cidrs = { ip .. "/32" }, allow_hosts = { ip }, env = env,
   labels = caps.labels and p.labels.vm or nil })
 smol:start(p.names.vm)
 
@@ -139,7 +147,22 @@ local function exec(argv, o)
   return smol:exec(p.names.vm, argv, { user = o.user, env = o.env, stdin = o.stdin, check = o.check ~= false })
 end
 local guest = { plan = p, provider = p.provider, env = env, backend = "smolmachines", slug = p.slug,
-  exec = function(_, argv, o) return exec(argv, o) end, write = launch.write_via_exec(exec) }
+  exec = function(_, argv, o) return exec(argv, o) end, write = launch.write_via_exec(exec),
+  dry_run = opts.dry_run }
+-- what the isolation step (the last provisioning step) tries from inside the
+-- VM: a canary on the host's 127.0.0.1, reached directly and through the
+-- gateway smolvm relays to it, one on another host address (the bundle
+-- network's gateway), and the bundle's own address on its network
+local hop = p.bundle.publish[1]
+guest.isolation = {
+  canary = { "127.0.0.1", p.network.gateway },
+  probes = {
+    { host = "127.0.0.1", what = "the host's 127.0.0.1" },
+    { host = caps.host_from_guest, what = "the host's 127.0.0.1 through smolvm's gateway " .. caps.host_from_guest },
+    { host = p.network.gateway, what = "another host address (" .. p.network.gateway .. ")" },
+    { host = p.bundle.ip, port = p.bundle.ports[hop], what = "the bundle's own address " .. p.bundle.ip },
+  },
+}
 -- secret env reaches the agent through a 0600 file it sources, never an argv
 local secrets_file = home .. "/.cork/env"
 if next(ctx.secrets.agent) then

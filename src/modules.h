@@ -20,4 +20,5 @@ int luaopen_cork_net(lua_State *L);
 int luaopen_cork_ca(lua_State *L);
 int luaopen_cork__docker(lua_State *L);   /* under lua/cork/docker.lua */
 int luaopen_cork_json(lua_State *L);
+int luaopen_cork_canary(lua_State *L);
 #endif

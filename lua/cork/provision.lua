@@ -176,12 +176,21 @@ local function step_supervise(ctx)
   if argv then ctx:exec(argv, { user = ctx.provider.user }) end
 end
 
+-- isolation: before the bottle is handed over, check from inside the agent
+-- that its first hop answers and that nothing it must not reach is
+-- reachable (cork.isolation; kinds "unreachable" / "isolation").
+local function step_isolation(ctx)
+  if ctx.dry_run then log.info("would check the agent's isolation"); return end
+  require("cork.isolation").run(ctx)
+end
+
 M.stock = {
   { name = "ca", run = step_ca },
   { name = "prompt", run = step_prompt },
   { name = "skills", run = step_skills },
   { name = "git", run = step_git },
   { name = "supervise", run = step_supervise },
+  { name = "isolation", run = step_isolation },
 }
 
 -- The list the stock recipes run. Change it before running them.

@@ -299,6 +299,7 @@ end
 ---@field image? string           a registry reference or a `docker save` archive (1.x)
 ---@field smolfile? string
 ---@field allow_cidrs? string[]   the egress allowlist (enforced, or unprotected is raised)
+---@field allow_hosts? string[]   --allow-host names or IPv4 literals (1.x): the gateway's DNS filter
 ---@field env? table              {K = V} or {"K=V"}, remembered for every exec
 ---@field net? boolean
 ---@field labels? table<string,string>
@@ -306,7 +307,7 @@ end
 ---@field allow_unenforced? boolean
 ---@field verify? boolean         check the allowlist after create (default true)
 ---@field timeout? number
-local create_opts = { "from", "image", "smolfile", "allow_cidrs", "env", "net", "labels",
+local create_opts = { "from", "image", "smolfile", "allow_cidrs", "allow_hosts", "env", "net", "labels",
   "net_backend", "allow_unenforced", "verify", "timeout" }
 
 local function check_cidr(c)
@@ -317,7 +318,7 @@ local function check_cidr(c)
   return tonumber(n) <= 32
 end
 
--- create(name, {from=, smolfile=, allow_cidrs=, env=, net=, labels=, net_backend=,
+-- create(name, {from=, smolfile=, allow_cidrs=, allow_hosts=, env=, net=, labels=, net_backend=,
 --   allow_unenforced=, verify=, timeout=}) -> machine entry from ls
 function Driver:create(name, opts)
   check_name(name, "create")
@@ -335,6 +336,13 @@ function Driver:create(name, opts)
       usage(("smolvm.create: allow_cidrs[%d] '%s' is not an IPv4 CIDR"):format(i, tostring(c)))
     end
   end
+  local hosts = opts.allow_hosts or {}
+  if type(hosts) ~= "table" then error("smolvm.create: allow_hosts must be a list", 2) end
+  for i, h in ipairs(hosts) do
+    if type(h) ~= "string" or not h:match("^[%w][%w%.%-]*$") then
+      usage(("smolvm.create: allow_hosts[%d] '%s' is not a host name or IPv4 address"):format(i, tostring(h)))
+    end
+  end
   local envl, envmap = env_list(opts.env, "create")
   local caps = self:capabilities()
   if opts.labels and not caps.labels then
@@ -342,6 +350,9 @@ function Driver:create(name, opts)
   end
   if opts.image and not caps.create_image then
     usage(("smolvm.create: image needs smolvm 1.x (found %s)"):format(caps.version))
+  end
+  if #hosts > 0 and not caps.net_backend_flag then
+    usage(("smolvm.create: allow_hosts needs smolvm 1.x (found %s)"):format(caps.version))
   end
   if opts.net_backend and not caps.net_backend_flag then
     usage(("smolvm.create: net_backend needs smolvm 1.x (found %s)"):format(caps.version))
@@ -363,9 +374,10 @@ function Driver:create(name, opts)
   if opts.image then args[#args + 1] = "--image"; args[#args + 1] = opts.image end
   if opts.smolfile then args[#args + 1] = "--smolfile"; args[#args + 1] = opts.smolfile end
   -- 0.8 does not imply --net from --allow-cidr with --from: always explicit.
-  if opts.net or #cidrs > 0 then args[#args + 1] = "--net" end
+  if opts.net or #cidrs > 0 or #hosts > 0 then args[#args + 1] = "--net" end
   if opts.net_backend then args[#args + 1] = "--net-backend"; args[#args + 1] = opts.net_backend end
   for _, c in ipairs(cidrs) do args[#args + 1] = "--allow-cidr"; args[#args + 1] = c end
+  for _, h in ipairs(hosts) do args[#args + 1] = "--allow-host"; args[#args + 1] = h end
   for _, kv in ipairs(envl) do args[#args + 1] = "-e"; args[#args + 1] = kv end
   if opts.labels then
     local keys = {}
@@ -379,8 +391,8 @@ function Driver:create(name, opts)
   self.machine_env[name] = envmap or {}
 
   local entry = self:status(name)
-  if #cidrs > 0 and opts.verify ~= false then
-    local ok, why = M.allowlist_matches(entry, cidrs)
+  if (#cidrs > 0 or #hosts > 0) and opts.verify ~= false then
+    local ok, why = M.allowlist_matches(entry, cidrs, hosts)
     if not ok and not opts.allow_unenforced then
       -- Fail closed: remove what we created, then refuse.
       pcall(self.delete, self, name)
@@ -392,8 +404,10 @@ function Driver:create(name, opts)
 end
 
 -- Does an `ls --json` entry show exactly the allowlist cidrs, with the
--- network on and a backend that enforces it? Returns ok, reason.
-function M.allowlist_matches(entry, cidrs)
+-- network on and a backend that enforces it? When the listing shows the
+-- allowed hosts (`allowed_hosts`), they must be exactly `hosts` too.
+-- Returns ok, reason.
+function M.allowlist_matches(entry, cidrs, hosts)
   if type(entry) ~= "table" then return false, "machine not listed" end
   local net = entry.network
   if type(net) ~= "table" then return false, "no network details in `ls --json`" end
@@ -407,6 +421,14 @@ function M.allowlist_matches(entry, cidrs)
   end
   for c in pairs(have) do
     if not want[c] then return false, ("allowlist has extra %s"):format(c) end
+  end
+  local got_hosts = net.allowed_hosts or net.allow_hosts
+  if hosts and #hosts > 0 and type(got_hosts) == "table" then
+    local hw, hh = {}, {}
+    for _, h in ipairs(hosts) do hw[h] = true end
+    for _, h in ipairs(got_hosts) do hh[h] = true end
+    for h in pairs(hw) do if not hh[h] then return false, ("allowed hosts lack %s"):format(h) end end
+    for h in pairs(hh) do if not hw[h] then return false, ("allowed hosts have extra %s"):format(h) end end
   end
   if net.enabled == false then return false, "network disabled" end
   if net.backend == "tsi" then return false, "TSI backend does not enforce the allowlist" end

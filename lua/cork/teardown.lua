@@ -215,7 +215,10 @@ function M.remove.vm(smol, name, j, cause, b)
   return removed
 end
 
+-- the address off lo, its guard, then the reservation
 function M.remove.alias(ip, slug, j)
+  log.debug(("removing alias %s"):format(ip))
+  alias.down(ip, slug)
   alias.release(ip, slug)
   note_removed(j, "alias", ip)
   return true
@@ -379,6 +382,12 @@ function M.down(slug, o)
       rep.left[#rep.left + 1] = ("VMs (smolvm machine ls failed: %s)"):format(msg_of(list))
       unreachable = true
     end
+  end
+  -- a guard rule of the slug's that the journal did not know about
+  local guards = alias.guards(slug)
+  if #guards > 0 then
+    found_labelled = found_labelled + 1
+    try("guard", ("(%d rules)"):format(#guards), function() alias.unguard(nil, slug); return true end)
   end
   if not st and not stopped and found_labelled == 0 and #rep.left == 0 then
     if d then

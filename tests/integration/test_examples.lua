@@ -48,7 +48,7 @@ do
   local r = R.cork(h, { "run", "examples/add-tool", "--bottle", "w6", "--detach" })
   local slug = slug_of(r)
   T.is(r.status, 0, "examples/add-tool --detach: exit 0", r.stderr)
-  T.is(provisioned(r), "ca tools prompt skills git supervise", "the tools step runs right after ca")
+  T.is(provisioned(r), "ca tools prompt skills git supervise isolation", "the tools step runs right after ca")
   local e = d:exec("cork-" .. slug .. "-agent", { "sh", "-c", "PATH=$PATH:/usr/local/bin; cork-hello" }, { user = "agent" })
   T.is(e.stdout, "hello from agent: installed by examples/add-tool\n", "the agent runs the installed tool")
   local dn = R.cork(h, { "down", slug })
@@ -76,7 +76,7 @@ do
   local r = R.cork(h, { "run", "examples/no-git", "--bottle", "gituser", "--detach" })
   local slug = slug_of(r)
   T.is(r.status, 0, "examples/no-git --detach: exit 0", r.stderr)
-  T.is(provisioned(r), "ca prompt skills supervise", "no git step")
+  T.is(provisioned(r), "ca prompt skills supervise isolation", "no git step")
   T.is(R.cork(h, { "down", slug }).status, 0, "cork down: exit 0")
   nothing_left(h, slug, "no-git")
 end

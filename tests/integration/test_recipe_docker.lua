@@ -52,6 +52,11 @@ do
   T.ok(not cork.fs.read(h.dir .. "/err"):find(R.TOKEN, 1, true), "nor on stderr")
   local ready = R.find(ev, { event = "bottle_ready" })[1]
   T.ok(ready ~= nil, "a bottle_ready event")
+  local iso = R.find(ev, { event = "isolation_check" })[1] or {}
+  T.ok(type(iso.elapsed) == "number" and iso.unreachable == 4,
+    "the isolation check passed before the bottle was handed over (4 targets unreachable)", text)
+  T.diag(("docker isolation check: %.2f s (canary on %s)"):format(iso.elapsed or -1,
+    table.concat(iso.canary or {}, ", ")))
   local slug = ready and ready.slug or "none"
   local bundle, agent = "cork-" .. slug .. "-bundle", "cork-" .. slug .. "-agent"
 

@@ -40,8 +40,16 @@ supervise: true
 prompt: |
   Work on the w6 test.
 ]]
+-- each run its own slice of the alias pool (engineers' runs share this host)
+local K = 1 + cork.core.pid() % 250
+local POOL = ("198.18.%d.1-198.18.%d.254"):format(K, K)
+local POOL16 = ("198.18.%d.16-198.18.%d.31"):format(K, K)
 local function home(name, bottle)
   local h = R.home(name, bottle)
+  h.env.CORK_ALIAS_POOL = POOL
+  -- the stand-in resolves names from this (empty) file only: no DNS query leaves the host
+  cork.fs.write(h.dir .. "/hosts", "")
+  h.env.FAKE_SMOLVM_HOSTS = h.dir .. "/hosts"
   h.env.CORK_W6_AGENT_SECRET = SECRET
   -- the stand-in's artifact: the agent user and the agent image's commands
   cork.fs.write(h.dir .. "/agent.smolmachine", "user=agent\ncommands=git,claude\n")
@@ -59,9 +67,34 @@ local function vms(h)
   local ok, v = pcall(json.decode, r.stdout)
   return ok and type(v) == "table" and v or {}
 end
+local alias = require "cork.alias"
+-- addresses of this run's slice of the pool on lo, guard rules of slug, and
+-- stand-in gateways of h (each holds a guest's network namespaces)
+local function on_lo()
+  local n = 0
+  for _, a in ipairs(cork.net.addresses(alias.IFACE)) do
+    if a:match("^198%.18%." .. K .. "%.") or a:match("^10%.234%." .. K .. "%.") then n = n + 1 end
+  end
+  return n
+end
+local function gateways(h)
+  local n = 0
+  for _, pid in ipairs(cork.fs.list("/proc")) do
+    if pid:match("^%d+$") then
+      local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
+      local c = f and f:read("a") or ""
+      if f then f:close() end
+      if c:find("smolvm-gateway", 1, true) and c:find(h.dir, 1, true) then n = n + 1 end
+    end
+  end
+  return n
+end
 local function nothing_left(h, slug, what)
   T.is(R.engine_left(d, slug), 0, what .. ": no container or network of " .. slug)
   T.is(#vms(h), 0, what .. ": no VM")
+  T.is(#alias.guards(slug), 0, what .. ": no guard rule")
+  T.is(on_lo(), 0, what .. ": no alias left on " .. alias.IFACE)
+  T.is(gateways(h), 0, what .. ": no stand-in gateway (no guest network namespace)")
   -- the pool's and smolvm's lock files (aliases.lock, smolvm.lock) are shared by all bottles
   local left = R.files(h.env.XDG_STATE_HOME):gsub("[^\n]*/cork/[%a]+%.lock\n?", "")
   T.is(left, "", what .. ": no journal, state or alias reservation left")
@@ -73,6 +106,45 @@ end
 local function http(host, port)
   return cork.proc.run({ "sh", "-c",
     ('printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 3 busybox nc %s %d'):format(host, port) }).stdout
+end
+-- A second network namespace joined to this one by a veth (100.127.K.1 here,
+-- 100.127.K.2 there, 198.18.0.0/15 routed here): another host on the "LAN".
+local B_HERE, B_THERE = ("100.127.%d.1"):format(K), ("100.127.%d.2"):format(K)
+local function other_ns()
+  local hold = cork.proc.spawn({ "unshare", "-n", "sleep", "3600" })
+  local pid = tostring(hold:pid())
+  local mine = cork.proc.run({ "readlink", "/proc/self/ns/net" }).stdout
+  for _ = 1, 100 do
+    if cork.proc.run({ "readlink", "/proc/" .. pid .. "/ns/net" }).stdout ~= mine then break end
+    cork.sleep(0.02)
+  end
+  local NS = "--net=/proc/" .. pid .. "/ns/net"
+  local hv = "ckb" .. tostring(cork.core.pid() % 100000)
+  local function sh(script) return cork.proc.run({ "sh", "-c", script }) end
+  sh(("ip link add name %s type veth peer name eth0 netns %s && ip addr add %s/30 dev %s && ip link set %s up")
+    :format(hv, pid, B_HERE, hv, hv))
+  sh(("nsenter %s sh -c 'ip link set lo up; ip addr add %s/30 dev eth0; ip link set eth0 up; "
+    .. "ip route add 198.18.0.0/15 via %s'"):format(NS, B_THERE, B_HERE))
+  local B = {}
+  function B.http(host, port)
+    return cork.proc.run({ "nsenter", NS, "sh", "-c",
+      ('printf "GET / HTTP/1.0\\r\\n\\r\\n" | timeout 3 busybox nc %s %d'):format(host, port) }).stdout
+  end
+  function B.serve(port)
+    local p = cork.proc.spawn({ "nsenter", NS, "python3", "-c", ([[
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("%s", %d)); s.listen(8)
+while True:
+    c, _ = s.accept(); c.sendall(b"canary-b\n"); c.close()
+]]):format(B_THERE, port) }, { stdout = "null", stderr = "null" })
+    for _ = 1, 50 do
+      if cork.proc.run({ "nsenter", NS, "sh", "-c", "busybox netstat -ltn | grep -q ':" .. port .. " '" }).status == 0 then break end
+      cork.sleep(0.05)
+    end
+    return p
+  end
+  function B.close() hold:close(0) end   -- the veth goes with the namespace
+  return B
 end
 
 -- 1. end to end with --detach ------------------------------------------------
@@ -115,7 +187,7 @@ if not HAVE_CHROOT then T.skip(NO_CHROOT .. ": end to end", 1) else
   local vm = "cork-" .. slug
   local ip
   for _, e in ipairs(ev) do if e.alias then ip = e.alias end end
-  T.like(ip, "^127%.0%.0%.%d+$", "an alias from the pool")
+  T.like(ip, "^198%.18%." .. K .. "%.%d+$", "an alias from the pool (198.18.0.0/15, this run's slice)")
   local pip = H.pat(ip or "x")
   local bundle = "cork-" .. slug .. "-bundle"
   local ib = d:container_inspect(bundle)
@@ -197,6 +269,62 @@ if not HAVE_CHROOT then T.skip(NO_CHROOT .. ": end to end", 1) else
   local ae = cork.proc.run(full, { env = h.env }).stdout
   T.like(ae, "\nUSER=agent\n", "attach: runs as the agent")
   T.like(ae, "\nDEPLOY_KEY=" .. H.pat(SECRET) .. "\n", "attach: the agent's secret from its env file")
+  -- confinement, from inside the guest (the stand-in's virtio-net network)
+  local iso = R.find(ev, { event = "isolation_check" })[1] or {}
+  T.ok(type(iso.elapsed) == "number", "the isolation check ran before the bottle was handed over", text)
+  T.diag(("isolation check: %.2f s"):format(iso.elapsed or -1))
+  local function from_guest(host, pt)
+    return guest(h, vm, ('printf "GET / HTTP/1.0\r\n\r\n" | timeout 3 nc %s %d 2>/dev/null'):format(host, pt)).stdout
+  end
+  for daemon, pt in pairs({ egress = port, ["git-gate"] = gport, supervise = sport }) do
+    T.like(from_guest(ip, pt), H.pat(daemon), "guest: reaches " .. daemon .. " on its alias")
+  end
+  local canary <close> = cork.canary.open({ addrs = { "127.0.0.1" } })
+  T.is(from_guest("127.0.0.1", canary:port()), "", "guest: 127.0.0.1 is its own loopback")
+  T.is(from_guest("100.96.0.1", canary:port()), "", "guest: the gateway 100.96.0.1 is refused")
+  T.is((canary:hits()), 0, "the canary on the host's 127.0.0.1 saw nothing")
+  local dns = guest(h, vm, "nslookup localhost 2>&1; nslookup example.com 2>&1; nslookup w6.test 8.8.8.8 2>&1").stdout
+  T.unlike(dns, "Address: %d", "guest: no DNS answer for any name (the filter is on, no name allowed)")
+  T.like(dns, "can't find localhost: NXDOMAIN", "guest: NXDOMAIN even for localhost")
+  local egr = cork.proc.run({ R.root .. "/tests/fakes/smolvm", "machine", "egress-events", "--name", vm }, { env = h.env }).stdout
+  T.like(egr, "egress policy denied connect to 100%.96%.0%.1:" .. canary:port(), "egress-events: the gateway was refused")
+  T.like(egr, "egress policy denied resolve example%.com", "egress-events: the name was refused")
+  -- a second namespace on a veth: a canary there, and a "LAN host" for the guard
+  local B = other_ns()
+  s:defer(B.close)
+  local bport = 20000 + cork.core.pid() % 10000
+  local bc = B.serve(bport)
+  T.like(http(B_THERE, bport), "canary%-b", "the canary in another namespace answers this host")
+  T.is(from_guest(B_THERE, bport), "", "guest: the canary in another namespace is not reachable")
+  T.is(B.http(ip, port), "", "guard: the bundle's port on the alias is dropped from another namespace")
+  local rules = alias.guards(slug)
+  T.is(#rules, 1, "one guard rule for the bottle", table.concat(rules, "\n"))
+  T.like(rules[1] or "", "%-d " .. pip .. "/32 ! %-i lo ", "the guard: packets for the alias not from lo")
+  cork.proc.run({ "iptables", "-w", "-t", "raw", "-D", "PREROUTING", "-d", ip .. "/32", "!", "-i", "lo", "-m", "comment",
+    "--comment", "cork-guard:" .. slug, "-j", "DROP" })
+  T.like(B.http(ip, port), "egress", "without the guard another namespace would reach it (the test sees the hole)")
+  cork.proc.run({ "iptables", "-w", "-t", "raw", "-I", "PREROUTING", "-d", ip .. "/32", "!", "-i", "lo", "-m", "comment",
+    "--comment", "cork-guard:" .. slug, "-j", "DROP" })
+  bc:close(0)
+  -- two bottles at once: neither reaches the other's alias
+  local h2 = home("e2e-2")
+  h2.env.XDG_STATE_HOME, h2.env.FAKE_SMOLVM_STATE = h.env.XDG_STATE_HOME, h.env.FAKE_SMOLVM_STATE
+  s:defer(cork.fs.remove, h2.dir, { recursive = true })
+  local r2 = R.cork(h2, { "run", "smolmachines", "--bottle", "w6", "--from", h.dir .. "/agent.smolmachine", "--detach" })
+  T.is(r2.status, 0, "a second bottle at the same time", r2.stderr)
+  local slug2 = (R.find(r2.events, { event = "bottle_ready" })[1] or {}).slug or "none"
+  local ip2, port2
+  for _, e in ipairs(r2.events) do if e.alias then ip2 = e.alias end end
+  local u2 = R.find(r2.events, { event = "agent_urls" })[1] or {}
+  port2 = tonumber((u2.HTTPS_PROXY or ""):match(":(%d+)$"))
+  T.ok(ip2 and ip2 ~= ip, "with an alias of its own", tostring(ip2))
+  T.is(from_guest(ip2 or "x", port2 or 1), "", "guest 1 cannot reach bottle 2's alias")
+  T.like(guest(h, "cork-" .. slug2, ('printf "GET / HTTP/1.0\r\n\r\n" | timeout 3 nc %s %d'):format(ip2, port2)).stdout,
+    "egress", "while bottle 2's guest reaches it")
+  T.is(guest(h, "cork-" .. slug2, ('printf "GET / HTTP/1.0\r\n\r\n" | timeout 3 nc %s %d'):format(ip, port)).stdout,
+    "", "and cannot reach bottle 1's")
+  T.is(R.cork(h, { "down", slug2 }).status, 0, "down the second bottle")
+  T.is(#alias.guards(slug2), 0, "its guard is gone")
   local dn = R.cork(h, { "down", slug })
   T.is(dn.status, 0, "cork down: exit 0")
   nothing_left(h, slug, "after down")
@@ -207,6 +335,7 @@ end
 -- 2. sixteen concurrent launches, then a seventeenth --------------------------
 if not HAVE_CHROOT then T.skip(NO_CHROOT .. ": sixteen --detach launches", 1) else
   local h = home("pool")
+  h.env.CORK_ALIAS_POOL = POOL16
   s:defer(cork.fs.remove, h.dir, { recursive = true })
   local t = cork.time()
   local procs = {}
@@ -227,8 +356,8 @@ if not HAVE_CHROOT then T.skip(NO_CHROOT .. ": sixteen --detach launches", 1) el
   T.is(okc, 16, "sixteen concurrent launches succeed")
   T.is(distinct, 16, "with sixteen distinct aliases")
   local range = true
-  for i = 16, 31 do if not aliases["127.0.0." .. i] then range = false end end
-  T.ok(range, "exactly 127.0.0.16-127.0.0.31")
+  for i = 16, 31 do if not aliases[("198.18.%d.%d"):format(K, i)] then range = false end end
+  T.ok(range, "exactly the pool " .. POOL16)
   T.is(#vms(h), 16, "sixteen VMs running")
   T.diag(("16 concurrent launches: %.1f s"):format(cork.time() - t))
   local snap = H.snapshot(d)
@@ -236,7 +365,7 @@ if not HAVE_CHROOT then T.skip(NO_CHROOT .. ": sixteen --detach launches", 1) el
   T.is(r.status, 1, "the seventeenth: exit 1")
   local f = R.find(r.events, { event = "failed" })[1] or {}
   T.is(f.kind, "pool_exhausted", "kind pool_exhausted")
-  T.like(f.msg, "pool 127%.0%.0%.16%-127%.0%.0%.31 exhausted", "a clear message")
+  T.like(f.msg, "pool " .. POOL16:gsub("%p", "%%%0") .. " exhausted", "a clear message")
   H.no_leaks(T, d, snap)
   T.is(#vms(h), 16, "the seventeenth left no VM")
   local dn = R.cork(h, { "down", "--all" })
@@ -248,6 +377,7 @@ end
 -- 2b. the pool held by sixteen launches paused at provisioning (no exec) ----
 do
   local h = R.home("pool-paused")
+  h.env.CORK_ALIAS_POOL = POOL16
   cork.fs.write(h.dir .. "/a.smolmachine", "x")
   local run = {R.bin,"--json","run","smolmachines","--bottle","w6","--from",h.dir.."/a.smolmachine"}
   local t = cork.time()
@@ -276,7 +406,7 @@ do
   local r = R.cork(h, {"run","smolmachines","--bottle","w6","--from",h.dir.."/a.smolmachine"}, { CORK_FAULT = "user@provision" })
   T.is(r.status, 1, "paused: the seventeenth exits 1")
   local f = R.find(r.events, {event="failed"})[1] or {}
-  T.is(f.kind, "pool_exhausted", "paused: kind pool_exhausted"); T.like(f.msg, "pool 127%.0%.0%.16%-127%.0%.0%.31 exhausted", "paused: a clear message")
+  T.is(f.kind, "pool_exhausted", "paused: kind pool_exhausted"); T.like(f.msg, "pool " .. POOL16:gsub("%p", "%%%0") .. " exhausted", "paused: a clear message")
   local slug17 = (R.find(r.events, {event="bottle"})[1] or {}).slug or "none"
   T.is(R.engine_left(d, slug17), 0, "paused: the seventeenth left nothing on the engine")
   for i = 1, 16 do ps[i]:kill("TERM") end
@@ -389,6 +519,67 @@ return require("cork.recipes").run("smolmachines", { ... })
     T.is(f.kind, "exec_failed", "kind exec_failed")
     T.like(f.msg, "exited with status 7: no such package", "with the guest's status and message")
     nothing_left(h, slug_in(r.events), "a failing user step")
+  end)
+end
+
+-- 6. the isolation check fails closed -----------------------------------------
+if HAVE_CHROOT then
+  -- a pool inside smolvm's strict floor: the VM may not reach its alias, so
+  -- the agent cannot reach its proxy
+  case("unreachable first hop", function(h)
+    local r = R.cork(h, h.run, { CORK_ALIAS_POOL = ("10.234.%d.1-10.234.%d.254"):format(K, K),
+      SMOLVM_EGRESS_FLOOR = "strict" })
+    T.is(r.status, 1, "the agent cannot reach its proxy: exit 1")
+    local f = R.find(r.events, { event = "failed" })[1] or {}
+    T.is(f.kind, "unreachable", "kind unreachable", r.stdout)
+    T.like(f.msg, "the agent cannot reach its first hop http://10%.234%.", "the message names the hop", r.stdout)
+    nothing_left(h, slug_in(r.events), "unreachable first hop")
+  end)
+  -- a smolvm that lists the allowlist but enforces none of it
+  case("isolation breach", function(h)
+    local r = R.cork(h, h.run, { FAKE_SMOLVM_IGNORE_POLICY = "1" })
+    T.is(r.status, 1, "the agent reaches what it must not: exit 1")
+    local f = R.find(r.events, { event = "failed" })[1] or {}
+    T.is(f.kind, "isolation", "kind isolation", r.stdout)
+    T.like(f.msg, "the canary on [^;]*127%.0%.0%.1:%d+", "the canary on the host's 127.0.0.1 saw the agent")
+    T.like(f.msg, "the bundle's own address", "and the bundle's own address answered it")
+    nothing_left(h, slug_in(r.events), "isolation breach")
+  end)
+  -- the stand-in's gateway killed (-9) under a detached bottle, then cork down
+  case("kill -9 of the gateway", function(h)
+    local r = R.cork(h, args(h, { "--detach" }))
+    T.is(r.status, 0, "a detached bottle", r.stderr)
+    local slug = slug_in(r.events)
+    local gw = cork.fs.read(h.dir .. "/smolvm/machines/cork-" .. slug .. "/gw"):match("^(%d+)")
+    cork.proc.run({ "kill", "-9", gw })
+    T.is(R.cork(h, { "down", slug }).status, 0, "cork down after kill -9 of the gateway: exit 0")
+    nothing_left(h, slug, "kill -9 of the gateway + down")
+  end)
+  -- what the check costs: the same launch with the step dropped
+  case("launch time", function(h)
+    local recipe = h.dir .. "/nocheck.lua"
+    cork.fs.write(recipe, [[
+require("cork.provision").steps:remove("isolation")
+return require("cork.recipes").run("smolmachines", { ... })
+]])
+    local function timed(run)
+      local t = cork.time()
+      local r = R.cork(h, run)
+      local slug = slug_in(r.events)
+      local took = cork.time() - t
+      R.cork(h, { "down", slug })
+      return r, took
+    end
+    local with, tw = timed(args(h, { "--detach" }))
+    local run = { "run", recipe }
+    for i = 3, #h.run do run[#run + 1] = h.run[i] end
+    run[#run + 1] = "--detach"
+    local without, to = timed(run)
+    T.is(with.status + without.status, 0, "both launches succeed", with.stderr .. without.stderr)
+    T.is(#R.find(without.events, { event = "isolation_check" }), 0, "a user recipe drops the step by name")
+    local iso = R.find(with.events, { event = "isolation_check" })[1] or {}
+    T.diag(("launch with the isolation check %.2f s, without %.2f s; the check itself %.2f s")
+      :format(tw, to, iso.elapsed or -1))
   end)
 end
 

@@ -11,19 +11,20 @@ journal.set_root(home .. "/state/cork")
 -- ---- provision ---------------------------------------------------------------
 local provision = require "cork.provision"
 local steps = provision.defaults()
-T.same(steps:names(), { "ca", "prompt", "skills", "git", "supervise" }, "stock steps in order")
+T.same(steps:names(), { "ca", "prompt", "skills", "git", "supervise", "isolation" }, "stock steps in order")
 local ran = {}
 local function step(name) return { name = name, run = function() ran[#ran + 1] = name end } end
 steps:insert_after("ca", step("tool"))
 steps:insert_before("ca", step("first"))
 steps:remove("git")
+steps:remove("isolation")
 steps:replace("prompt", function() ran[#ran + 1] = "my-prompt" end)
 T.same(steps:names(), { "first", "ca", "tool", "prompt", "skills", "supervise" }, "insert/remove/replace")
 T.raises(function() steps:remove("nope") end, "usage", "no provisioning step named 'nope' %(steps: first, ca, tool",
   "unknown step names the steps there are")
 T.raises(function() steps:insert_after("ca", step("tool")) end, "usage", "already exists", "no duplicate names")
 T.raises(function() steps:append({ name = "x" }) end, nil, "a step is", "a step needs run")
-T.ok(provision.steps ~= steps and #provision.steps:names() == 5, "defaults() is a copy; the stock list is untouched")
+T.ok(provision.steps ~= steps and #provision.steps:names() == 6, "defaults() is a copy; the stock list is untouched")
 
 local only = provision.list({ step("a"), { name = "boom", run = function() error("kaboom") end }, step("c") })
 ran = {}
@@ -76,7 +77,7 @@ fake.list = { { Ports = { { IP = "127.0.0.17", PrivatePort = 8888, PublicPort = 
 T.is(alias.reserve({ docker = fake, slug = slugs[2], first = "127.0.0.16", last = "127.0.0.18" }), "127.0.0.18",
   "skips reserved and published addresses")
 local e = T.raises(function() alias.reserve({ docker = fake, slug = slugs[3], first = "127.0.0.16", last = "127.0.0.18" }) end,
-  "pool_exhausted", "^loopback alias pool 127%.0%.0%.16%-127%.0%.0%.18 exhausted: 3 bottles hold every address",
+  "pool_exhausted", "^alias pool 127%.0%.0%.16%-127%.0%.0%.18 exhausted: 3 bottles hold every address",
   "pool exhausted: clear error")
 alias.release("127.0.0.16", slugs[1])
 T.is(alias.reserve({ docker = fake, slug = slugs[3], first = "127.0.0.16", last = "127.0.0.18" }), "127.0.0.16", "released address is reused")

@@ -56,7 +56,7 @@ local entry = d19:create("vm1", { from = image, allow_cidrs = { "127.0.0.16/32" 
 T.is(last_call(st19), "create --name vm1 --from " .. image ..
   " --net --allow-cidr 127.0.0.16/32 -e A=1 -e B=two --label cork.slug=dev", "1.x create argv")
 T.is(entry.state, "created", "create returns the listed machine")
-T.same(entry.network, { enabled = true, backend = "virtio-net", allowed_cidrs = { "127.0.0.16/32" } },
+T.same(entry.network, { enabled = true, backend = "virtio-net", allowed_cidrs = { "127.0.0.16/32" }, allowed_hosts = {} },
   "allowlist took effect (verified from ls --json)")
 T.same(entry.labels, { ["cork.slug"] = "dev" }, "labels echoed")
 

@@ -11,7 +11,7 @@ M.help = [[
 usage: ]] .. USAGE .. [[
 
 
-Ends everything a bottle owns: its containers, VM, networks, loopback alias
+Ends everything a bottle owns: its containers, VM, networks, alias (and guard)
 and state dir, using the bottle's journal and then Docker's labels and
 smolvm's machine list for anything the journal missed. A bottle whose cork
 process is still running is asked to stop first (SIGTERM; its own cleanup

@@ -9,7 +9,7 @@ local M = {}
 M.help = [==[
 usage: cork ls [--watch [--interval SECONDS]]
 
-Lists bottles: slug, backend, loopback alias, age, status, the VM's state
+Lists bottles: slug, backend, alias, age, status, the VM's state
 and the published ports.
 
   status   running; starting (its cork process is at work); partial
