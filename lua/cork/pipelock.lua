@@ -33,6 +33,9 @@ function M.config(o)
     forward_proxy = {enabled = true, sni_verification = true},
     request_body_scanning = {enabled = true, action = "block", scan_headers = true},
     dlp = {scan_env = true, include_defaults = true},
+    -- a key sent in two halves, one request after the other
+    cross_request_detection = {enabled = true, action = "block",
+      fragment_reassembly = {enabled = true, max_buffer_bytes = 65536, window_minutes = 5}},
     tls_interception = {enabled = true, ca_cert = o.ca_cert, ca_key = o.ca_key},
   }
   -- the internal addresses the bottle lets through the dial-time SSRF check

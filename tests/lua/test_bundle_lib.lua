@@ -49,7 +49,7 @@ T.like(bundle.asset("setup.sh"), "cork%-egress", "which makes the daemons' users
 
 -- ---- the Python pieces ----------------------------------------------------------------
 if not cork.fs.exists(PY) or cork.proc.run({ PY, "-c", "import yaml" }).status ~= 0 then
-  T.skip("no Debian python3 with yaml here", 12)
+  T.skip("no Debian python3 with yaml here", 19)
 else
   local function py(code)
     local res = cork.proc.run({ PY, "-c", "import sys; sys.path.insert(0, sys.argv[1])\n" .. code,
@@ -80,6 +80,37 @@ print("custom", d2.scan("id ACME-123456", "x.test"), d2.scan("id ACME-123456", "
   T.ok(all and #lines == 12, "each detector matches its shape, raw and percent-encoded", out .. err)
   T.like(out, "clean None", "ordinary text matches nothing")
   T.like(out, "custom acme None", "dlp.patterns add detectors; exempt_domains exempt")
+
+  out = py([[
+import base64, detectors
+d = detectors.DEFAULT
+k = "ghp_" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5"
+print("b64", d.scan_decoded("x=" + base64.b64encode(("token: " + k).encode()).decode()),
+      d.scan_decoded("/p/zz" + base64.urlsafe_b64encode(("a" + k).encode()).decode().rstrip("=")),
+      d.scan_url("https://h/?d=" + base64.b64encode(k.encode()).decode().replace("=", "%3D")))
+print("hex", d.scan_decoded("q" + k.encode().hex()))
+print("clean", d.scan_decoded("an ordinary sentence with YWJjZGVmZ2hpamtsbW5vcA== and deadbeefdeadbeefdeadbeef"))
+t = [100.0]
+f = detectors.Fragments(max_bytes=65536, window_minutes=5, clock=lambda: t[0])
+h1, h2 = k[:20], k[20:]
+print("halves", d.scan(h1), d.scan(h2))
+print("first", f.check([("query:d", h1)], d)); f.add([("query:d", h1), ("header:user-agent", "Wget")])
+print("second", f.check([("query:d", h2)], d), f.check([("query:e", h2)], d))
+g = detectors.Fragments(clock=lambda: t[0]); g.add([("body", h2)]); print("reversed", g.check([("body", h1)], d))
+t[0] += 301
+print("expired", f.check([("query:d", h2)], d))
+b = detectors.Fragments(max_bytes=64, clock=lambda: t[0]); b.add([("query:d", h1)]); b.add([("query:x", "y" * 80)])
+print("evicted", b.check([("query:d", h2)], d), b.size <= 64 or b.size)
+]])
+  T.like(out, "^b64 github_token %(base64%) github_token %(base64%) github_token %(base64%)\n",
+    "DLP decodes base64 runs (standard, URL-safe, unpadded, after a prefix, in a URL)")
+  T.like(out, "\nhex github_token %(hex%)\n", "and hex runs")
+  T.like(out, "\nclean None\n", "base64 and hex that hide no key: clean")
+  T.like(out, "\nhalves None None\nfirst None\nsecond github_token None\n",
+    "fragment reassembly: two clean halves of a key in the same place: caught at the second; another place: not joined")
+  T.like(out, "\nreversed github_token\n", "the halves in either order")
+  T.like(out, "\nexpired None\n", "fragments older than window_minutes are gone")
+  T.like(out, "\nevicted None True\n", "max_buffer_bytes bounds the buffer (oldest out first)")
 
   out = py([[
 import common

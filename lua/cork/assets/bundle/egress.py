@@ -9,12 +9,18 @@ EGRESS_TOKEN_<n> variable the route names. Everything else is tunnelled to
 the filter untouched: the filter decides. SIGHUP reloads routes.yaml; an
 invalid new file leaves the old routes in force. One JSON line per
 decision (host, path, route, verdict). Never a value.
+
+A route's response must not hand the agent the credential: an upstream that
+echoes request headers back (a TRACE, an /anything or /headers endpoint)
+would. A response whose headers or body hold the injected value (raw,
+base64 or percent-encoded) is replaced by a 502.
 """
 import asyncio
 import base64
 import os
 import signal
 import sys
+import urllib.parse
 
 import yaml
 from mitmproxy import ctx, http
@@ -187,8 +193,40 @@ class Egress:
                 req.headers[header] = "Basic " + value
             else:
                 req.headers[header] = value
+            flow.metadata["cork_forms"] = secret_forms(os.environ.get(r["token_env"]))
         common.log(DAEMON, host=host, path=path, route=r["n"], verdict="allow",
                    injected=r["token_env"] if r["auth"] != "none" else None)
+
+
+    def response(self, flow):
+        forms = flow.metadata.get("cork_forms")
+        resp = flow.response
+        if not forms or resp is None:
+            return
+        texts = [v for _, v in resp.headers.items(multi=True)]
+        try:
+            body = resp.get_content(strict=False) or b""
+        except Exception:
+            body = resp.raw_content or b""
+        texts.append(body.decode("utf-8", "replace"))
+        if any(f in t for t in texts for f in forms):
+            tunnel = self.targets.get(flow.client_conn.id)
+            host = tunnel[0] if tunnel else flow.request.host.lower()
+            common.log(DAEMON, host=host, path=flow.request.path.split("?", 1)[0], verdict="block",
+                       reason="the upstream echoed the route's credential")
+            flow.response = http.Response.make(502, b"blocked: the upstream echoed the route's credential\n",
+                                               {"Content-Type": "text/plain; charset=utf-8"})
+
+
+def secret_forms(value):
+    """The forms of a credential an echo would carry: raw, base64 (standard
+    and URL-safe, unpadded) and percent-encoded."""
+    if not value:
+        return []
+    forms = {value, urllib.parse.quote(value, safe="")}
+    for enc in (base64.b64encode, base64.urlsafe_b64encode):
+        forms.add(enc(value.encode()).decode().rstrip("="))
+    return sorted(f for f in forms if len(f) >= 8)
 
 
 addons = [Egress()]

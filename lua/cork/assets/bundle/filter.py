@@ -15,12 +15,17 @@ refused dial. What it enforces, in pipelock's order:
   5. an inner request whose Host differs from the CONNECT target: 403
      `authority mismatch`;
   6. DLP over the URL, the headers and the body (max_body_bytes, 5 MiB: a
-     larger body is blocked).
+     larger body is blocked), each also with its base64 and hex runs decoded;
+  7. cross_request_detection.fragment_reassembly: a forwarded request's
+     values are kept by place (query parameter, path position, header, form
+     field, the body's ends) and a new request's values are joined with them
+     and scanned, so a key sent in two halves is caught at the second.
 SIGHUP reloads the file; an invalid new config leaves the old one in force.
 One JSON line per decision: host, path, verdict, reason. Never a value.
 """
 import asyncio
 import ipaddress
+import urllib.parse
 import os
 import signal
 import socket
@@ -35,7 +40,7 @@ import detectors  # noqa: E402
 
 DAEMON = "pipelock"
 TOP_KEYS = {"version", "mode", "enforce", "api_allowlist", "fetch_proxy", "forward_proxy", "tls_interception",
-            "request_body_scanning", "dlp", "ssrf", "internal", "logging"}
+            "request_body_scanning", "dlp", "ssrf", "internal", "logging", "cross_request_detection"}
 SENSITIVE = {"authorization", "cookie", "x-api-key", "x-token", "proxy-authorization", "x-goog-api-key"}
 
 
@@ -71,8 +76,43 @@ class Config:
             raise ValueError("request_body_scanning.header_mode: %r" % self.header_mode)
         dlp = c.get("dlp") or {}
         self.detectors = detectors.Detectors(dlp.get("patterns"), dlp.get("include_defaults", True) is not False)
+        cr = c.get("cross_request_detection") or {}
+        fr = cr.get("fragment_reassembly") or {}
+        self.fragments = None
+        if cr.get("enabled") and fr.get("enabled"):
+            self.fragments = detectors.Fragments(int(fr.get("max_buffer_bytes", 65536)),
+                                                 float(fr.get("window_minutes", 5)))
+        self.fragments_block = cr.get("action", "block") != "warn"
         ssrf = c.get("ssrf") or {}
         self.ip_allowlist = [ipaddress.ip_network(str(n), strict=False) for n in ssrf.get("ip_allowlist") or []]
+
+
+def fragment_values(req):
+    """(place, text) pairs of one request for fragment reassembly: each path
+    segment by position, each query parameter and form field by name, each
+    header by name, and the body's text (its two ends are what a join
+    needs)."""
+    out = []
+    raw_path, _, query = req.path.partition("?")
+    for i, seg in enumerate(raw_path.split("/")):
+        if seg:
+            out.append(("path:%d" % i, urllib.parse.unquote_plus(seg)))
+    for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        out.append(("query:" + k, v))
+    for name, value in req.headers.items(multi=True):
+        out.append(("header:" + name.lower(), value))
+    body = req.raw_content or b""
+    if body:
+        try:
+            text = (req.get_content(strict=False) or b"").decode("utf-8", "replace")
+        except Exception:
+            text = body.decode("utf-8", "replace")
+        if "x-www-form-urlencoded" in (req.headers.get("content-type") or ""):
+            for k, v in urllib.parse.parse_qsl(text, keep_blank_values=True):
+                out.append(("form:" + k, v))
+        else:
+            out.append(("body", text.strip()))
+    return out
 
 
 def block(status, text):
@@ -217,7 +257,7 @@ class Filter:
             for name, value in req.headers.items(multi=True):
                 if c.header_mode == "sensitive" and name.lower() not in SENSITIVE:
                     continue
-                hit = c.detectors.scan(value, host)
+                hit = c.detectors.scan_decoded(value, host)
                 if hit:
                     self.refuse(flow, 403, "DLP match: %s in header %s" % (hit, name), host=host, path=path,
                                 detector=hit, header=name)
@@ -242,12 +282,23 @@ class Filter:
                 text = req.get_content(strict=False) or b""
             except Exception:
                 text = body
-            hit = c.detectors.scan(text, host)
+            hit = c.detectors.scan_decoded(text, host)
             if hit:
                 if c.dlp_block:
                     self.refuse(flow, 403, "DLP match: %s in body" % hit, host=host, path=path, detector=hit)
                     return
                 self.decide(flow, host=host, path=path, verdict="warn", reason="DLP match: %s in body" % hit)
+        frags = c.fragments
+        if frags is not None:
+            values = fragment_values(req)
+            hit = frags.check(values, c.detectors, host)
+            if hit:
+                if not c.fragments_block:
+                    self.decide(flow, host=host, path=path, verdict="warn", reason="DLP match: %s across requests" % hit)
+                elif self.refuse(flow, 403, "DLP match: %s across requests" % hit, host=host, path=path,
+                                 detector=hit, cross_request=True):
+                    return
+            frags.add(values)
         self.decide(flow, event="request", host=host, method=req.method, path=path, verdict="allow")
 
     async def server_connect(self, data):
