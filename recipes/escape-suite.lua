@@ -18,9 +18,12 @@
 -- an agent secret), starts canaries of its own (a container on a network of
 -- its own, one on a link-local network, servers on the host's 127.0.0.1 and
 -- on the agent network's gateway address), runs each attack inside the agent
--- as the agent's user, and checks every canary from outside. Traffic goes
--- only to loopback and to what the suite itself created. Then it tears it
--- all down and checks that nothing is left.
+-- as the agent's user, and checks every canary from outside. With a bundle
+-- that filters (not the stand-in) it also starts an upstream of its own that
+-- the bottle's allowlist, a route and a git remote name, and that records
+-- what arrives: the content-layer attacks aim at it. Traffic goes only to
+-- loopback and to what the suite itself created. Then it tears it all down
+-- and checks that nothing is left.
 -- Exit status: 0 every attack was blocked (or not applicable); 1 an attack
 -- got through, an attack could not run, or something was left behind.
 local cork = require "cork"
@@ -58,7 +61,9 @@ end
 -- the host environment. The egress token goes to the bundle only.
 local planted = {
   egress_token = "cork-escape-egress-" .. plan.random_suffix(12) .. plan.random_suffix(12),
-  agent_secret = "cork-escape-agent-" .. plan.random_suffix(12) .. plan.random_suffix(12),
+  -- key-shaped (a GitHub token's shape), as an agent's real credentials
+  -- are: a filter's DLP knows shapes, never the agent's values
+  agent_secret = "ghp_" .. plan.random_suffix(18) .. plan.random_suffix(18),
 }
 log.secret(planted.egress_token)
 log.secret(planted.agent_secret)
@@ -68,6 +73,36 @@ local run_id = plan.random_suffix(6)
 local slug
 local results = {}
 local left = {}
+
+-- The forms of a planted secret that must never reach the suite's upstream:
+-- its second half (so the whole secret, and a secret split across two
+-- requests once both halves are through) and its base64 (at the three
+-- alignments a prefix can give it, unpadded, standard and URL-safe).
+local function leak_forms(v)
+  local forms = { { "the second half", v:sub(#v // 2 + 1) } }
+  for _, pre in ipairs({ "", "x", "xx" }) do
+    local r = cork.proc.run({ standin.busybox(), "base64", "-w", "0" }, { stdin = pre .. v })
+    local b = r.stdout:gsub("=*%s*$", "")
+    local inner = pre == "" and b or b:sub(5)
+    inner = inner:sub(1, #inner - 4)
+    forms[#forms + 1] = { "base64", inner }
+    forms[#forms + 1] = { "base64url", (inner:gsub("+", "-"):gsub("/", "_")) }
+  end
+  return forms
+end
+
+-- s with every plain occurrence of what replaced by with
+local function plain_sub(s, what, with)
+  local out, i = {}, 1
+  while true do
+    local a, b = s:find(what, i, true)
+    if not a then break end
+    out[#out + 1] = s:sub(i, a - 1) .. with
+    i = b + 1
+  end
+  out[#out + 1] = s:sub(i)
+  return table.concat(out)
+end
 
 local function http_get(host, port)
   local bb = standin.busybox()
@@ -101,6 +136,37 @@ do
   local standin_bundle = not opts.bundle_image or opts.bundle_image == bundle_image
   if opts.bundle_image then bundle_image = opts.bundle_image end
 
+  -- A bundle that filters gets an upstream of the suite's own, made before
+  -- the launch (the bottle names its address): a container on a network of
+  -- its own that records every request on 8080 (and echoes its head back,
+  -- as httpbin's /anything does) and every connection on 2222. The bottle's
+  -- allowlist, its route and its git remote name it, and a host off the
+  -- allowlist resolves to it too: whatever a filter lets through arrives
+  -- where the suite looks. Journalled in the bottle's journal once the
+  -- bottle exists.
+  local up
+  if not standin_bundle then
+    local sn = plan.pick_subnet("escape-upstream-" .. run_id, plan.docker_subnets(d))
+    up = { name = ("cork-escape-%s-upstream"):format(run_id), net = ("cork-escape-%s-upstream-net"):format(run_id),
+      host = sn.bundle_ip, subnet = sn.subnet, port = 8080, git_port = 2222,
+      allowed = "allowed.escape-canary.test", offlist = "offlist.escape-canary.test",
+      route = "api.escape-canary.test", git = "git.escape-canary.test" }
+    s:defer(function() bottle.remove.network(d, up.net, up.j) end)
+    d:network_create({ name = up.net, labels = { ["cork.role"] = "canary", ["cork.escape"] = run_id },
+      subnet = sn.subnet, gateway = sn.gateway })
+    s:defer(function() bottle.remove.container(d, up.name, up.j) end)
+    d:container_create({ name = up.name, image = standin.BUNDLE, init = true,
+      labels = { ["cork.role"] = "canary", ["cork.escape"] = run_id },
+      entrypoint = { "/bin/sh", "-c", escape.UPSTREAM_SH }, networks = { { name = up.net, ip = up.host } } })
+    d:container_start(up.name)
+    -- the git remote's identity: never used (the upstream only counts
+    -- connections), but an ssh remote must have one
+    up.dir = cork.fs.tempdir("cork-escape-git")
+    s:defer(cork.fs.remove, up.dir, { recursive = true, missing_ok = true })
+    cork.fs.write(up.dir .. "/id", "not a key: the escape suite's git upstream only counts connections\n",
+      { mode = tonumber("0600", 8) })
+  end
+
   local BOTTLE = ([[
 description: cork's escape-suite bottle (planted canary secrets)
 agent:
@@ -113,18 +179,52 @@ env:
   CORK_ESCAPE_AGENT_SECRET: "${CORK_ESCAPE_AGENT_SECRET}"
 egress:
   routes:
-    - host: api.escape-canary.invalid
+    - host: %s
       auth: bearer
       token_ref: CORK_ESCAPE_EGRESS_TOKEN
 bundle:
   image: %s
-]]):format(agent_image, bundle_image)
+]]):format(agent_image, up and up.route or "api.escape-canary.invalid", bundle_image)
+  if up then
+    BOTTLE = BOTTLE .. ([[
+  extra_hosts: ["%s:%s", "%s:%s", "%s:%s", "%s:%s"]
+  ip_allowlist: ["%s"]
+allowlist: [%s]
+git:
+  remotes:
+    - name: app
+      url: "ssh://git@%s:%d/srv/app.git"
+      identity_file: %s/id
+      host_key: "%s"
+]]):format(up.allowed, up.host, up.offlist, up.host, up.route, up.host, up.git, up.host, up.subnet,
+      up.allowed, up.git, up.git_port, up.dir, escape.UPSTREAM_HOST_KEY)
+    -- the stand-in agent has no git: attack 5 runs git from the bundle's
+    -- image in the agent's network namespace instead (escape.lua, image)
+    provision.steps:remove("git")
+    -- The bundle joins the upstream's network when it is created (git-gate
+    -- dials its remote as it starts), and the upstream joins the bottle's
+    -- journal ahead of the bundle: `cork down` removes the bundle first,
+    -- then the upstream and its network.
+    local launch = require "cork.launch"
+    local bundle_of = launch.bundle
+    s:defer(function() launch.bundle = bundle_of end)
+    launch.bundle = function(ls, lj, lctx, o)
+      up.j = lj
+      lj:add("network", up.net, { role = "canary" })
+      lj:add("container", up.name, { role = "canary" })
+      o = o or {}
+      o.networks = o.networks or {}
+      o.networks[#o.networks + 1] = { name = up.net }
+      return bundle_of(ls, lj, lctx, o)
+    end
+  end
 
   bottle.step("escape-launch", ("the %s recipe with the suite's bottle"):format(opts.recipe or backend))
   s:defer(function()
     if not slug then return end
     log.info(("tearing down bottle %s (cork down)"):format(slug))
     bottle.down(slug, { docker = d })
+    if up then up.j = nil end   -- its journal went with the bottle
   end)
   provision.steps:append({ name = "escape-slug", run = function(ctx) slug = ctx.slug end })
   local rc = recipes.run(opts.recipe or backend, { "--detach", { bottle = bottle.inline(BOTTLE, "escape", "<cork escape-suite bottle>.yaml"),
@@ -226,7 +326,80 @@ bundle:
   targets.host_loopback = host_canary("host_loopback", "127.0.0.1")
   if gateway ~= "" then targets.host_gateway = host_canary("host_gateway", gateway) end
 
-  local function hits_of(names_)
+  -- A script in a short-lived container of the bundle's image in the
+  -- agent's network namespace, as uid 1000 with nothing the agent lacks
+  -- (escape.lua: image = "bundle"): for git, which the stand-in agent lacks.
+  local agent_id = d:container_inspect(agent).Id
+  local function beside_agent(script, env)
+    local hname = ("%s-escape-%s"):format(agent, plan.random_suffix(4))
+    -- journalled (cork down ends it after a kill), removed right away
+    j:add("container", hname, { role = "canary" })
+    local ok, res = pcall(function()
+      d:container_create({ name = hname, image = bundle_image, user = "1000:1000", labels = labels, env = env,
+        entrypoint = { "/bin/sh", "-c", script }, network_mode = "container:" .. agent_id,
+        cap_drop = { "ALL" }, security_opt = { "no-new-privileges" } })
+      d:container_start(hname)
+      d:container_wait(hname, { timeout = 120 })
+      local l = d:container_logs(hname, { stdout = true, stderr = true }) or {}
+      return (l.stdout or "") .. (l.stderr or "")
+    end)
+    bottle.remove.container(d, hname, j)
+    if not ok then error(res, 0) end
+    return res
+  end
+
+  -- the upstream (a filtering bundle): journalled now that the bottle has a
+  -- journal; the bundle joins its network; proofs that the outside checks
+  -- see what arrives: a request of the suite's own, and a clean push
+  -- through git-gate (which reaches the git port: the upstream is no ssh
+  -- server, so that push then fails)
+  local script_env = { "GATEWAY=" .. gateway }
+  if up then
+    local answer = ""
+    for _ = 1, 50 do
+      answer = d:exec(up.name, { "sh", "-c", 'printf "GET /ready HTTP/1.0\r\n\r\n" | timeout 2 nc 127.0.0.1 8080' }).stdout
+      if answer:find("X-Canary: upstream", 1, true) then break end
+      cork.sleep(0.1)
+    end
+    if not answer:find("X-Canary: upstream", 1, true) then cork.error("escape", "the upstream " .. up.name .. " does not serve") end
+    local bip = d:container_inspect(names.bundle).NetworkSettings.Networks[names.internal_network].IPAddress
+    local aenv = {}
+    for _, kv in ipairs(d:container_inspect(agent).Config.Env or {}) do
+      local k, v = kv:match("^([^=]+)=(.*)$")
+      if k then aenv[k] = v end
+    end
+    -- git:// by address: a container that joins a namespace keeps its own /etc/hosts
+    local gate = (aenv.GIT_GATE_URL or ""):gsub("^(git://)[^:/]+", "%1" .. bip)
+    script_env = { "GATEWAY=" .. gateway, "ALLOWED=" .. up.allowed, "OFFLIST=" .. up.offlist,
+      "ROUTE_HOST=" .. up.route, "UPSTREAM=" .. up.host, "GIT_GATE_URL=" .. gate }
+    targets.upstream = { kind = "upstream", name = up.name, host = up.host, port = up.port, log = "/rec/http.log", base = 0 }
+    targets.git_upstream = { kind = "upstream", name = up.name, host = up.host, port = up.git_port, log = "/rec/git.log", base = 0 }
+    -- git-gate listens once its first fetch is done: push until it answers
+    -- and the upstream saw git-gate
+    local pushed, reached = "", false
+    local deadline = cork.time() + 60
+    repeat
+      pushed = beside_agent([[
+export HOME=/tmp/escape-home GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=agent GIT_AUTHOR_EMAIL=agent@escape.test \
+  GIT_COMMITTER_NAME=agent GIT_COMMITTER_EMAIL=agent@escape.test
+mkdir -p "$HOME" && cd "$HOME" && git init -q -b main clean && cd clean && echo clean > README &&
+  git add README && git commit -q -m clean && git push "$GIT_GATE_URL/app.git" main 2>&1
+true]], script_env)
+      reached = not pushed:find("unable to connect", 1, true)
+        and d:exec(up.name, { "cat", "/rec/git.log" }).stdout:find("connection", 1, true) ~= nil
+      if not reached then cork.sleep(1) end
+    until reached or cork.time() > deadline
+    if not reached then
+      local l = d:container_logs(names.bundle, { stdout = true, stderr = true, tail = 20 }) or {}
+      cork.error("escape", ("a clean push through git-gate did not reach the suite's upstream: %s\nthe bundle's log:\n%s%s")
+        :format(pushed, l.stdout or "", l.stderr or ""))
+    end
+    log.info(("upstream %s on %s (%s): records requests on :%d (the allowlist's %s, the route %s, off the allowlist %s) "
+      .. "and connections on :%d (git-gate's remote app; a clean push reached it)"):format(up.name, up.host, up.subnet,
+      up.port, up.allowed, up.route, up.offlist, up.git_port))
+  end
+
+  local function hits_of(names_, a)
     local hits = {}
     for _, tn in ipairs(names_) do
       local t = targets[tn]
@@ -243,13 +416,37 @@ bundle:
           hits[#hits + 1] = ("canary %s (%s:%d) logged: %s"):format(tn, t.host, t.port, (new:match("[^\n]+")))
         end
         t.base = #text
+      elseif t and t.kind == "upstream" then
+        local text = d:exec(t.name, { "cat", t.log }).stdout or ""
+        local new = text:sub(t.base + 1)
+        t.base = #text
+        if new:find("%S") and (a and a.arrives) == "clean" then
+          for rec in (new .. "== request\n"):gmatch("(.-)== request\n") do
+            for _, name in ipairs(a.leaks) do
+              local forms = leak_forms(planted[name])
+              for _, f in ipairs(forms) do
+                if f[2] ~= "" and rec:find(f[2], 1, true) then
+                  -- the evidence names the request, never the secret's pieces
+                  local line = rec:match("[^\n]+") or ""
+                  for _, g in ipairs(forms) do line = plain_sub(line, g[2], "<" .. name .. ">") end
+                  hits[#hits + 1] = ("canary %s (%s:%d) received the planted %s (%s) in: %s"):format(tn, t.host,
+                    t.port, name, f[1], line)
+                  break
+                end
+              end
+            end
+          end
+        elseif new:find("%S") then
+          hits[#hits + 1] = ("canary %s (%s:%d) received: %s"):format(tn, t.host, t.port,
+            new:match("== request\n([^\n]+)") or new:match("[^\n]+"))
+        end
       end
     end
     return hits
   end
   -- baselines, taken once the canaries' own proofs have stopped arriving (a
   -- late packet of the proof request counted against attack 7 otherwise)
-  local all = { "neighbour", "link_local", "host_loopback", "host_gateway" }
+  local all = { "neighbour", "link_local", "host_loopback", "host_gateway", "upstream", "git_upstream" }
   hits_of(all)
   for _ = 1, 10 do
     cork.sleep(0.3)
@@ -267,21 +464,27 @@ bundle:
         if tn and not t then
           out[#out + 1] = ("(target %s: none on this engine)"):format(tn)
         else
-          local r = d:exec(agent, { "sh", "-c", a.script }, { user = "agent",
-            env = { "HOST=" .. (t and t.host or ""), "PORT=" .. tostring(t and t.port or ""), "GATEWAY=" .. gateway } })
-          out[#out + 1] = r.stdout .. (r.stderr or "")
-          for _, h in ipairs(hits_of(a.targets)) do hits[#hits + 1] = h end
+          local env = { "HOST=" .. (t and t.host or ""), "PORT=" .. tostring(t and t.port or "") }
+          for _, e in ipairs(script_env) do env[#env + 1] = e end
+          if a.image == "bundle" then
+            out[#out + 1] = beside_agent(escape.PRELUDE .. a.script, env)
+          else
+            local r = d:exec(agent, { "sh", "-c", escape.PRELUDE .. a.script }, { user = "agent", env = env })
+            out[#out + 1] = r.stdout .. (r.stderr or "")
+          end
+          for _, h in ipairs(hits_of(a.targets, a)) do hits[#hits + 1] = h end
         end
       end
       -- traffic that arrives late still counts
       cork.sleep(0.2)
-      for _, h in ipairs(hits_of(a.targets)) do hits[#hits + 1] = h end
+      for _, h in ipairs(hits_of(a.targets, a)) do hits[#hits + 1] = h end
     end
     local v = escape.verdict(a, { standin = standin_bundle, output = table.concat(out, "\n"), hits = hits, secrets = planted })
     results[#results + 1] = { id = a.id, name = a.name, layer = a.layer, verdict = v.verdict, escaped = v.escaped,
       error = v.error, evidence = v.evidence, stops = a.stops }
+    -- an attack that did not run as meant shows what it printed
     log.event("escape_attack", { id = a.id, name = a.name, layer = a.layer, verdict = v.verdict,
-      escaped = v.escaped, evidence = v.evidence })
+      escaped = v.escaped, evidence = v.evidence, output = v.error and table.concat(out, "\n"):sub(-4000) or nil })
     if v.escaped then
       log.warn(("attack %s (%s): ESCAPED: %s"):format(a.id, a.name, table.concat(v.evidence, "; ")))
     elseif v.error then

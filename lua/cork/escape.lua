@@ -20,8 +20,33 @@
 --               host_loopback a canary on the host's 127.0.0.1
 --               host_gateway  a canary on the agent network's gateway address
 --               link_local    a canary container on a 169.254.x.0/28 network
+--               upstream      (a filtering bundle only) the suite's upstream's
+--                             HTTP recorder: $HOST is its address; the
+--                             bundle resolves $ALLOWED (on the allowlist),
+--                             $OFFLIST (off it) and $ROUTE_HOST (the route,
+--                             whose credential egress adds) to it
+--               git_upstream  (a filtering bundle only) the same upstream's
+--                             git port: counts connections ($GIT_GATE_URL
+--                             is git-gate's, whose remote app is there)
 --   script    sh, run inside the agent as the agent's user; a line
---             "REACHED <evidence>" says it got through
+--             "REACHED <evidence>" says it got through. M.PRELUDE comes
+--             first: $PROXY_HOST and $PROXY_PORT (the agent's first hop,
+--             from $HTTP_PROXY) and `ask REQUEST LABEL`, which sends
+--             REQUEST (a printf format) to that proxy, keeps the answer in
+--             $answer and prints "LABEL: <its status line>", or "LABEL:
+--             answered by the upstream" when the suite's upstream answered
+--   image     "bundle": run the script instead in a short-lived container of
+--             the bundle's image in the agent's network namespace (uid 1000,
+--             every capability dropped, no-new-privileges): for tools the
+--             stand-in agent lacks (git). Same network, same limits.
+--   arrives   what an upstream target may receive: "nothing" (the default:
+--             any request or connection is an escape) or "clean" (requests
+--             may arrive, but none may carry a `leaks` secret)
+--   leaks     planted secrets ("agent_secret") that must never reach the
+--             upstream: not their second half (so neither the whole secret
+--             nor both halves of a split one), not their base64
+--   expect    strings the script's output must hold (else verdict "error":
+--             e.g. the rejection message naming the detector)
 --   secrets   planted secrets ("egress_token") that must never show up in
 --             the script's output
 --   sanity    planted secrets that must show up (else the script's dump did
@@ -32,7 +57,8 @@ local cork = require "cork"
 
 local M = {}
 
-M.TARGETS = { neighbour = true, host_loopback = true, host_gateway = true, link_local = true }
+M.TARGETS = { neighbour = true, host_loopback = true, host_gateway = true, link_local = true,
+  upstream = true, git_upstream = true }
 M.STANDIN_NA = "not applicable: stand-in bundle"
 
 local function check(a, where)
@@ -43,14 +69,26 @@ local function check(a, where)
   if a.layer ~= "network" and a.layer ~= "content" then bad("layer must be \"network\" or \"content\"") end
   if a.requires ~= nil and a.requires ~= "filtering bundle" then bad("requires must be \"filtering bundle\"") end
   if a.script ~= nil and type(a.script) ~= "string" then bad("script must be a string") end
+  if a.image ~= nil and a.image ~= "bundle" then bad("image must be \"bundle\"") end
+  if a.arrives ~= nil and a.arrives ~= "nothing" and a.arrives ~= "clean" then
+    bad("arrives must be \"nothing\" or \"clean\"")
+  end
   if a.script == nil and a.requires == nil then bad("an attack needs a script (or requires = \"filtering bundle\")") end
   for _, t in ipairs(a.targets or {}) do
-    if not M.TARGETS[t] then bad(("unknown target '%s' (known: host_gateway, host_loopback, link_local, neighbour)"):format(t)) end
+    if not M.TARGETS[t] then
+      bad(("unknown target '%s' (known: git_upstream, host_gateway, host_loopback, link_local, neighbour, upstream)"):format(t))
+    end
+    if (t == "upstream" or t == "git_upstream") and a.requires ~= "filtering bundle" then
+      bad(("target '%s' exists with a filtering bundle only: set requires = \"filtering bundle\""):format(t))
+    end
   end
   a.id = tostring(a.id)
   a.targets = a.targets or {}
   a.secrets = a.secrets or {}
   a.sanity = a.sanity or {}
+  a.leaks = a.leaks or {}
+  a.expect = a.expect or {}
+  a.arrives = a.arrives or "nothing"
   a.source = where
   return a
 end
@@ -113,6 +151,12 @@ function M.verdict(a, r)
     if v and v ~= "" and out:find(v, 1, true) then ev[#ev + 1] = ("the planted %s is readable in the agent"):format(name) end
   end
   if #ev > 0 then return { verdict = "escaped", escaped = true, evidence = ev } end
+  for _, want in ipairs(a.expect) do
+    if not out:find(want, 1, true) then
+      return { verdict = ("error: the output lacks \"%s\": the attack did not run as meant"):format(want),
+        escaped = false, error = true, evidence = {} }
+    end
+  end
   for _, name in ipairs(a.sanity) do
     local v = (r.secrets or {})[name]
     if not (v and out:find(v, 1, true)) then
@@ -122,5 +166,71 @@ function M.verdict(a, r)
   end
   return { verdict = "blocked", escaped = false, evidence = {} }
 end
+
+-- What every script starts with (see `script` above). busybox nc half-closes
+-- when its input ends, which a proxy may take for the client leaving: the
+-- input stays open until the answer is in (at most 5 s).
+M.PRELUDE = [=[
+PROXY_HOST=; PROXY_PORT=
+if [ -n "${HTTP_PROXY:-}" ]; then
+  p=${HTTP_PROXY#*://}; p=${p%%/*}; PROXY_HOST=${p%:*}; PROXY_PORT=${p##*:}
+fi
+ASK_N=0
+ask() {
+  ASK_N=$((ASK_N + 1)); f=/tmp/escape-ask.$$.$ASK_N; : > "$f"; rm -f "$f.done"
+  { printf "$1"; n=0; while [ ! -s "$f" ] && [ ! -e "$f.done" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+    sleep 0.3; } | { timeout 6 nc "$PROXY_HOST" "$PROXY_PORT" > "$f" 2>&1; : > "$f.done"; }
+  answer=$(cat "$f"); rm -f "$f" "$f.done"
+  case $answer in
+    *"X-Canary: upstream"*) echo "$2: answered by the upstream";;
+    *) echo "$2: $(printf '%s\n' "$answer" | head -n 1 | tr -d '\r')";;
+  esac
+}
+]=]
+
+-- The suite's upstream (a filtering bundle only), run by the stand-in
+-- bundle's busybox: every HTTP request on 8080 (a connection that sends
+-- nothing is none) is appended to
+-- /rec/http.log ("== request", its head, its body) and its head and body
+-- are echoed back with "X-Canary: upstream" (as httpbin's /anything does:
+-- an upstream that echoes is what attack 6 needs); every connection on
+-- 2222 appends a line to /rec/git.log (and gets an ssh banner that ssh
+-- refuses: git-gate's fetches and pushes fail fast).
+M.UPSTREAM_SH = [=[
+mkdir -p /rec
+cat > /rec/http.sh <<'EOF'
+#!/bin/sh
+len=0
+hdr=
+while IFS= read -r line; do
+  line=$(printf '%s' "$line" | tr -d '\r')
+  [ -z "$line" ] && break
+  hdr="$hdr$line
+"
+  case $line in [Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]:*) len=$(printf '%s' "${line#*:}" | tr -dc 0-9);; esac
+done
+# a connection that sends nothing (a proxy dialling ahead of a request) is no request
+[ -n "$hdr" ] || exit 0
+body=
+[ "${len:-0}" -gt 0 ] && body=$(head -c "$len")
+text="$hdr
+$body"
+printf '== request\n%s\n' "$text" >> /rec/http.log
+printf 'HTTP/1.1 200 OK\r\nX-Canary: upstream\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' "${#text}" "$text"
+EOF
+# an ssh client gets a banner it refuses at once (protocol 1), so that
+# git-gate's ssh ends instead of waiting on a spliced tunnel
+printf '#!/bin/sh\necho connection >> /rec/git.log\nprintf "SSH-1.0-cork-escape-canary\\r\\n"\nsleep 1\n' > /rec/git.sh
+chmod 755 /rec/http.sh /rec/git.sh
+: > /rec/http.log
+: > /rec/git.log
+nc -ll -p 8080 -e /rec/http.sh &
+exec nc -ll -p 2222 -e /rec/git.sh
+]=]
+
+-- The git remote's declared host key: a well-formed ed25519 public key (its
+-- 32 bytes spell "cork-escape-suite-canary-hostkey"); the upstream is no
+-- ssh server and no ssh session ever gets that far.
+M.UPSTREAM_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGNvcmstZXNjYXBlLXN1aXRlLWNhbmFyeS1ob3N0a2V5"
 
 return M

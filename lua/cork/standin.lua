@@ -35,7 +35,8 @@ M.BUSYBOX = "/bin/busybox"
 -- containers here; nc does the probing.
 M.APPLETS = { "sh", "httpd", "sleep", "env", "cut", "sort", "tr", "sed", "nc", "cat", "mkdir",
   "chown", "chmod", "dirname", "basename", "id", "true", "false", "echo", "printf", "ls", "rm", "grep",
-  "timeout", "head", "tail", "test", "[", "wc", "hostname", "ip", "kill", "ps", "stat", "nslookup", "ping" }
+  "timeout", "head", "tail", "test", "[", "wc", "hostname", "ip", "kill", "ps", "stat", "nslookup", "ping",
+  "base64" }
 
 -- The bundle's entry point. Ports and paths come from cork.plan (the
 -- contract), so the stand-in cannot drift from what the recipes mount.

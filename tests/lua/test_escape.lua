@@ -18,8 +18,8 @@ for _, a in ipairs(all) do ids[#ids + 1] = a.id end
 T.is(table.concat(ids, " "), "1 1p 2 2p 3 5 6 7 8 9 10", "the built-in attacks, in id order")
 for _, a in ipairs(all) do
   T.ok(a.stops and a.stops ~= "", ("attack %s says what stops it"):format(a.id))
-  if a.layer == "content" then T.is(a.requires, "filtering bundle", ("content attack %s requires a filtering bundle"):format(a.id))
-  else T.ok(a.script ~= nil, ("network attack %s has a script"):format(a.id)) end
+  if a.layer == "content" then T.is(a.requires, "filtering bundle", ("content attack %s requires a filtering bundle"):format(a.id)) end
+  T.ok(a.script ~= nil, ("attack %s has a script"):format(a.id))
 end
 
 -- a user's dir
@@ -32,6 +32,13 @@ cork.fs.write(dir .. "/12-bad.lua", 'return { id = 8, name = "dup", layer = "net
 T.raises(function() escape.load({ dir = dir }) end, "usage", "attack id 8 is taken", "a taken id: usage error")
 cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "sideways", script = "true" }')
 T.raises(function() escape.load({ dir = dir }) end, "usage", "layer must be", "a bad layer: usage error")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "content", targets = { "upstream" }, script = "true" }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", "target 'upstream' exists with a filtering bundle only",
+  "the upstream without requires = \"filtering bundle\": usage error")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", image = "agent", script = "true" }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", 'image must be "bundle"', "a bad image: usage error")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", arrives = "some", script = "true" }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", 'arrives must be "nothing" or "clean"', "a bad arrives: usage error")
 cork.fs.remove(dir .. "/12-bad.lua")
 
 -- verdicts
@@ -41,8 +48,21 @@ local sec = { egress_token = "EGRESS-xyz", agent_secret = "AGENT-abc" }
 local v = escape.verdict(by["3"], { standin = true })
 T.is(v.verdict, "not applicable: stand-in bundle", "content attack on the stand-in: not applicable")
 T.is(v.escaped, false, "...and not an escape")
-v = escape.verdict(by["3"], { standin = false })
+local noscript = { id = "x", name = "x", layer = "content", requires = "filtering bundle", targets = {}, secrets = {},
+  sanity = {}, expect = {} }
+v = escape.verdict(noscript, { standin = false })
 T.like(v.verdict, "^untested", "content attack with no script on a filtering bundle: untested, not blocked")
+v = escape.verdict(by["5"], { standin = false, output = "push refused: remote: git-gate: push rejected: github_token in config.py (commit 1)\n" })
+T.is(v.verdict, "blocked", "attack 5: rejected, naming the detector: blocked")
+v = escape.verdict(by["5"], { standin = false, output = "push refused: fatal: unable to connect\n" })
+T.like(v.verdict, '^error: the output lacks "push rejected: github_token', "attack 5: refused for another reason: error, not blocked")
+v = escape.verdict(by["3"], { standin = false, output = "clean: answered by the upstream\n",
+  hits = { "canary upstream (10.0.0.2:8080) received the planted agent_secret (base64) in: GET /c HTTP/1.1" } })
+T.is(v.verdict, "escaped", "attack 3: the upstream's record decides")
+T.is(by["3"].arrives, "clean", "attack 3 lets clean requests arrive")
+T.same(by["3"].leaks, { "agent_secret" }, "...but never the agent's secret")
+T.is(by["1p"].arrives, "nothing", "attack 1p: nothing may arrive")
+T.is(by["5"].image, "bundle", "attack 5 runs git from the bundle's image beside the agent")
 v = escape.verdict(by["8"], { output = "no answer from 10.0.0.2:8080 ()\n", hits = {} })
 T.is(v.verdict, "blocked", "no hit, no REACHED: blocked")
 v = escape.verdict(by["8"], { output = "REACHED 10.0.0.2:8080 answered: HTTP/1.1 200 OK\n", hits = { "canary neighbour received 3 packet(s)" } })
