@@ -15,7 +15,9 @@
 --             "not applicable: stand-in bundle" (never "blocked")
 --   stops     what stops it (which layer); docs/security.md's table
 --   targets   canaries it aims at; the script runs once per target with
---             $HOST and $PORT set (and $GATEWAY, the agent's gateway):
+--             $HOST and $PORT set, $ENDPOINTS (every "addr:port" of the
+--             target, space separated; "$HOST:$PORT" for most) and $GATEWAY
+--             (the agent's gateway):
 --               neighbour     a canary container on a network of its own
 --               host_loopback a canary on the host's 127.0.0.1
 --               host_gateway  a canary on the agent network's gateway address
@@ -28,6 +30,14 @@
 --               git_upstream  (a filtering bundle only) the same upstream's
 --                             git port: counts connections ($GIT_GATE_URL
 --                             is git-gate's, whose remote app is there)
+--               resolver      a canary container on a 203.0.113.x/28 network
+--                             (TEST-NET-3), port 53: the agent's upstream
+--                             DNS (where Docker's embedded DNS forwards)
+--               neighbour_bundle  a second bottle's bundle (same recipe):
+--                             $ENDPOINTS lists each of its addresses with
+--                             each daemon port, and what it publishes
+--             The agent's env holds the planted agent secret as
+--             $CORK_ESCAPE_AGENT_SECRET (what an exfiltration would carry).
 --   script    sh, run inside the agent as the agent's user; a line
 --             "REACHED <evidence>" says it got through. M.PRELUDE comes
 --             first: $PROXY_HOST and $PROXY_PORT (the agent's first hop,
@@ -57,8 +67,8 @@ local cork = require "cork"
 
 local M = {}
 
-M.TARGETS = { neighbour = true, host_loopback = true, host_gateway = true, link_local = true,
-  upstream = true, git_upstream = true }
+M.TARGETS = { neighbour = true, host_loopback = true, host_gateway = true, link_local = true, resolver = true,
+  neighbour_bundle = true, upstream = true, git_upstream = true }
 M.STANDIN_NA = "not applicable: stand-in bundle"
 
 local function check(a, where)
@@ -76,7 +86,10 @@ local function check(a, where)
   if a.script == nil and a.requires == nil then bad("an attack needs a script (or requires = \"filtering bundle\")") end
   for _, t in ipairs(a.targets or {}) do
     if not M.TARGETS[t] then
-      bad(("unknown target '%s' (known: git_upstream, host_gateway, host_loopback, link_local, neighbour, upstream)"):format(t))
+      local known = {}
+      for k in pairs(M.TARGETS) do known[#known + 1] = k end
+      table.sort(known)
+      bad(("unknown target '%s' (known: %s)"):format(t, table.concat(known, ", ")))
     end
     if (t == "upstream" or t == "git_upstream") and a.requires ~= "filtering bundle" then
       bad(("target '%s' exists with a filtering bundle only: set requires = \"filtering bundle\""):format(t))
