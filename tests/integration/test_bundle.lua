@@ -135,11 +135,14 @@ local st, body = curl("egress", "https://api.test/v1/hello", { cacert = EG_CA,
   headers = { "Authorization: Bearer " .. PLACEHOLDER } })
 T.is(st, 200, "a route's request goes through egress")
 local echo = st == 200 and cork.json.decode(body) or { headers = {} }
-T.is(echo.headers.Authorization, "Bearer " .. TOKEN, "the route's credential arrives at the upstream")
+T.is(echo.headers.Authorization, ("Bearer " .. TOKEN):reverse(), "the route's credential arrives at the upstream")
 T.unlike(body, H.pat(PLACEHOLDER), "the agent's placeholder never does")
 st, body = curl("egress", "https://api.test/v1/x", { cacert = EG_CA, headers = { "X-Other: 1" } })
-T.is(st == 200 and cork.json.decode(body).headers.Authorization, "Bearer " .. TOKEN,
+T.is(st == 200 and cork.json.decode(body).headers.Authorization, ("Bearer " .. TOKEN):reverse(),
   "injected also when the agent sent none")
+st, body = curl("egress", "https://api.test/v1/raw", { cacert = EG_CA })
+T.is(st, 502, "an upstream that echoes the credential back: egress refuses the response")
+T.is(body, "blocked: the upstream echoed the route's credential\n", "saying why, without the token")
 st, body = curl("egress", "https://api.test/v2/x", { cacert = EG_CA })
 T.is(st, 403, "a path outside the route's paths is refused")
 T.like(body, "^blocked: path not allowed by route 1: /v2/x", "with a pipelock-style answer")
