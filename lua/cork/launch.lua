@@ -66,7 +66,8 @@ M.OPTIONS = {
 -- A recipe that runs a stock recipe may put one table among its arguments:
 -- { bottle = M.inline(text, name) }, a bottle that is not in the operator's
 -- config dir (the demo's), and optionally env = a table or function that
--- the bottle's secrets are read from instead of the host environment. A command line is only strings, so `--bottle NAME`
+-- the bottle's secrets are read from instead of the host environment, and
+-- smolvm_env = a table of extra env for every smolvm call. A command line is only strings, so `--bottle NAME`
 -- still loads from the operator's config dir and nowhere else.
 function M.parse(argv, backend, extra_usage)
   local usage = ("cork run %s --bottle NAME [--agent NAME] [--detach] [--dry-run] "
@@ -82,8 +83,8 @@ function M.parse(argv, backend, extra_usage)
   if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], usage)) end
   if given then
     for k in pairs(given) do
-      if k ~= "bottle" and k ~= "env" then
-        cork.error("usage", ("unknown launch option table key '%s' (known: bottle, env)"):format(k))
+      if k ~= "bottle" and k ~= "env" and k ~= "smolvm_env" then
+        cork.error("usage", ("unknown launch option table key '%s' (known: bottle, env, smolvm_env)"):format(k))
       end
     end
     if type(given.bottle) ~= "table" or not given.bottle.inline then
@@ -99,6 +100,17 @@ function M.parse(argv, backend, extra_usage)
       cork.error("usage", "a launch option table's env must be a table or a function")
     end
     opts.env = given.env
+    -- smolvm_env: extra env for every smolvm call of the launch (the escape
+    -- suite points the smolvm stand-in's DNS forwarder at its canary)
+    if given.smolvm_env ~= nil then
+      if type(given.smolvm_env) ~= "table" then cork.error("usage", "a launch option table's smolvm_env must be a table") end
+      for k, v in pairs(given.smolvm_env) do
+        if type(k) ~= "string" or type(v) ~= "string" then
+          cork.error("usage", "a launch option table's smolvm_env maps names to strings")
+        end
+      end
+    end
+    opts.smolvm_env = given.smolvm_env
     return opts
   end
   if not opts.bottle and not opts.agent then
