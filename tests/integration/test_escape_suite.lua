@@ -63,7 +63,8 @@ do
   end
   T.is(res.escaped, 0, "escape_result: nothing escaped")
   T.is(res.errors, 0, "escape_result: every attack ran")
-  T.is(res.not_applicable, 4, "escape_result: 4 not applicable (content layer)")
+  T.is(res.not_applicable, 5, "escape_result: 5 not applicable (content layer; attack 4: smolmachines only)")
+  T.is((at["4"] or {}).verdict, "not applicable: smolmachines only", "attack 4: not applicable: smolmachines only")
   T.is(#(res.left or { "?" }), 0, "the suite found nothing left behind")
   T.ok(not r.stdout:find("cork-escape-egress-", 1, true) and not r.stderr:find("cork-escape-egress-", 1, true),
     "the planted egress token is never printed")
@@ -96,12 +97,12 @@ do
   T.is(leftovers(h, res.slug), "", "nothing left after a failing run either")
 end
 
--- 3. usage -------------------------------------------------------------------
+-- 3. usage (the smolmachines backend: test_escape_suite_smolmachines.lua) --
 do
   local h = home("escape-usage")
-  local r = cork.proc.run({ R.bin, "run", "escape-suite", "--backend", "smolmachines" }, { env = h.env })
-  T.is(r.status, 2, "--backend smolmachines: a usage error (not covered yet)")
-  T.like(r.stderr, "smolmachines backend is not covered yet", "says so")
+  local r = cork.proc.run({ R.bin, "run", "escape-suite", "--backend", "nosuch" }, { env = h.env })
+  T.is(r.status, 2, "--backend nosuch: a usage error")
+  T.like(r.stderr, "unknown backend 'nosuch' %(docker, smolmachines%)", "names the backends")
 end
 
 s:close()

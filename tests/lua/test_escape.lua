@@ -15,12 +15,32 @@ local _ <close> = setmetatable({}, { __close = function() cork.fs.remove(dir, { 
 local all = escape.load()
 local ids = {}
 for _, a in ipairs(all) do ids[#ids + 1] = a.id end
-T.is(table.concat(ids, " "), "1 1p 2 2p 3 5 6 7 8 9 10", "the built-in attacks, in id order")
-for _, a in ipairs(all) do
-  T.ok(a.stops and a.stops ~= "", ("attack %s says what stops it"):format(a.id))
-  if a.layer == "content" then T.is(a.requires, "filtering bundle", ("content attack %s requires a filtering bundle"):format(a.id))
-  else T.ok(a.script ~= nil, ("network attack %s has a script"):format(a.id)) end
+T.is(table.concat(ids, " "), "1 1p 2 2p 3 4 5 6 7 8 9 10", "the built-in attacks, in id order")
+for _, backend in ipairs(escape.BACKENDS) do
+  for _, a in ipairs(escape.load({ backend = backend })) do
+    T.ok(a.stops and a.stops ~= "", ("%s: attack %s says what stops it"):format(backend, a.id))
+    if a.layer == "content" then T.is(a.requires, "filtering bundle", ("content attack %s requires a filtering bundle"):format(a.id))
+    elseif not a.not_applicable then T.ok(a.script ~= nil, ("%s: network attack %s has a script"):format(backend, a.id)) end
+  end
 end
+
+-- per backend: the backend's field over the attack's own
+local smol = {}
+for _, a in ipairs(escape.load({ backend = "smolmachines" })) do smol[a.id] = a end
+T.same(smol["7"].targets, { "host_loopback", "smol_gateway", "host_gateway", "link_local" },
+  "smolmachines: attack 7 also aims at the host's 127.0.0.1 through smolvm's gateway")
+T.like(smol["7"].stops, "100%.96%.0%.1", "smolmachines: attack 7 says what stops it there")
+T.is(smol["7"].backend, "smolmachines", "the resolved attack names its backend")
+T.unlike(smol["9"].script, "NoNewPrivs", "smolmachines: attack 9 has a script of its own")
+T.like(smol["10"].script, "tftp", "smolmachines: attack 10 sends UDP to a port other than 53")
+T.is(smol["4"].not_applicable, nil, "attack 4 runs on smolmachines")
+local dock = {}
+for _, a in ipairs(all) do dock[a.id] = a end
+T.is(dock["4"].not_applicable, "smolmachines only", "attack 4 (backends = {smolmachines}): not applicable on docker")
+T.is(escape.verdict(dock["4"], { output = "REACHED x" }).verdict, "not applicable: smolmachines only",
+  "...whatever it would print")
+T.like(dock["9"].script, "NoNewPrivs", "docker: attack 9 keeps its own script")
+T.raises(function() escape.load({ backend = "lxc" }) end, "usage", "unknown backend 'lxc'", "an unknown backend: usage error")
 
 -- a user's dir
 cork.fs.write(dir .. "/11-mine.lua", 'return { id = 11, name = "mine", layer = "network", stops = "x", targets = { "neighbour" }, script = "true" }')
@@ -32,7 +52,19 @@ cork.fs.write(dir .. "/12-bad.lua", 'return { id = 8, name = "dup", layer = "net
 T.raises(function() escape.load({ dir = dir }) end, "usage", "attack id 8 is taken", "a taken id: usage error")
 cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "sideways", script = "true" }')
 T.raises(function() escape.load({ dir = dir }) end, "usage", "layer must be", "a bad layer: usage error")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", script = "true", smolmachines = { scirpt = "x" } }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", "smolmachines%.scirpt: not a per%-backend field",
+  "a misspelt per-backend field: usage error")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", script = "true", smolmachines = { targets = { "moon" } } }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", "unknown target 'moon'", "a bad per-backend target: usage error, on any backend")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", backends = { "vmware" }, script = "true" }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", "unknown backend 'vmware' in backends", "a bad backends list: usage error")
+cork.fs.write(dir .. "/12-na.lua", 'return { id = 12, name = "x", layer = "network", script = "true", docker = { not_applicable = "no VM here" } }')
 cork.fs.remove(dir .. "/12-bad.lua")
+local na = escape.load({ dir = dir })
+T.is(escape.verdict(na[#na], {}).verdict, "not applicable: no VM here", "per-backend not_applicable: the verdict says why")
+T.is(escape.load({ dir = dir, backend = "smolmachines" })[#na].not_applicable, nil, "...and only on that backend")
+cork.fs.remove(dir .. "/12-na.lua")
 
 -- verdicts
 local by = {}
@@ -66,7 +98,11 @@ local o = launch.parse({ { bottle = inline, env = { A = "1" } } }, "docker")
 T.is(o.env and o.env.A, "1", "launch table: env is handed to the launch")
 T.raises(function() launch.parse({ { bottle = inline, env = "x" } }, "docker") end, "usage", "env must be a table or a function",
   "launch table: a bad env is a usage error")
-T.raises(function() launch.parse({ { bottle = inline, other = 1 } }, "docker") end, "usage", "known: bottle, env",
+T.raises(function() launch.parse({ { bottle = inline, other = 1 } }, "docker") end, "usage", "known: bottle, env, smolvm_env",
   "launch table: unknown keys still refused")
+o = launch.parse({ { bottle = inline, smolvm_env = { FAKE_SMOLVM_RESOLVER = "10.0.0.2:53" } } }, "smolmachines")
+T.is(o.smolvm_env and o.smolvm_env.FAKE_SMOLVM_RESOLVER, "10.0.0.2:53", "launch table: smolvm_env is handed to the launch")
+T.raises(function() launch.parse({ { bottle = inline, smolvm_env = { A = 1 } } }, "smolmachines") end, "usage",
+  "smolvm_env maps names to strings", "launch table: a bad smolvm_env is a usage error")
 
 T.done()
