@@ -140,11 +140,18 @@ bundle:
     local base = slug and ("cork-%s-canary-%s"):format(slug, role) or ("cork-escape-%s-canary-%s"):format(run_id, role)
     local cname, cnet = base, base .. "-net"
     if j then j:add("network", cnet, { role = "canary" }) end
+    -- made before the launch: the bottle's `cork down` removes it once it is
+    -- journalled there, so this only catches what that did not
     local jj = j
-    s:defer(function() bottle.remove.network(d, cnet, jj) end)
+    local function gone(kind, name)
+      if jj then return false end
+      local ok, err = pcall(kind == "container" and d.container_inspect or d.network_inspect, d, name)
+      return not ok and cork.is_error(err, "not_found")
+    end
+    s:defer(function() if not gone("network", cnet) then bottle.remove.network(d, cnet, jj) end end)
     d:network_create({ name = cnet, labels = labels, subnet = subnet.subnet, gateway = subnet.gateway })
     if j then j:add("container", cname, { role = "canary" }) end
-    s:defer(function() bottle.remove.container(d, cname, jj) end)
+    s:defer(function() if not gone("container", cname) then bottle.remove.container(d, cname, jj) end end)
     d:container_create({ name = cname, image = standin.BUNDLE, labels = labels, init = true,
       entrypoint = { "/bin/sh", "-c", 'mkdir -p /tmp/www && echo canary > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www' },
       networks = { { name = cnet, ip = subnet.bundle_ip } } })
