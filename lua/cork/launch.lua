@@ -57,6 +57,7 @@ end
 ---@field bundle_image? string
 ---@field help? boolean
 ---@field inline_bottle? table       a bottle from launch.inline (a launch option table)
+---@field dns? string[]              the docker agent's upstream resolvers (a launch option table)
 M.OPTIONS = {
   bottle = "string", agent = "string", detach = "boolean", dry_run = "boolean",
   image = "string", from = "string", bundle_image = "string", help = "boolean",
@@ -67,7 +68,11 @@ M.OPTIONS = {
 -- { bottle = M.inline(text, name) }, a bottle that is not in the operator's
 -- config dir (the demo's), and optionally env = a table or function that
 -- the bottle's secrets are read from instead of the host environment, and
--- smolvm_env = a table of extra env for every smolvm call. A command line is only strings, so `--bottle NAME`
+-- (docker only) dns = a list of addresses: the agent container's upstream
+-- resolvers, where Docker's embedded DNS forwards the names it does not
+-- know (else the engine host's resolvers; the escape suite points them at a
+-- canary of its own), and smolvm_env = a table of extra env for every smolvm
+-- call. A command line is only strings, so `--bottle NAME`
 -- still loads from the operator's config dir and nowhere else.
 function M.parse(argv, backend, extra_usage)
   local usage = ("cork run %s --bottle NAME [--agent NAME] [--detach] [--dry-run] "
@@ -83,8 +88,8 @@ function M.parse(argv, backend, extra_usage)
   if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], usage)) end
   if given then
     for k in pairs(given) do
-      if k ~= "bottle" and k ~= "env" and k ~= "smolvm_env" then
-        cork.error("usage", ("unknown launch option table key '%s' (known: bottle, env, smolvm_env)"):format(k))
+      if k ~= "bottle" and k ~= "env" and k ~= "dns" and k ~= "smolvm_env" then
+        cork.error("usage", ("unknown launch option table key '%s' (known: bottle, env, dns, smolvm_env)"):format(k))
       end
     end
     if type(given.bottle) ~= "table" or not given.bottle.inline then
@@ -100,6 +105,18 @@ function M.parse(argv, backend, extra_usage)
       cork.error("usage", "a launch option table's env must be a table or a function")
     end
     opts.env = given.env
+    -- dns: the docker agent's upstream resolvers (HostConfig.Dns)
+    if given.dns ~= nil then
+      if backend ~= "docker" then
+        cork.error("usage", ("a launch option table's dns is for the docker recipe only (not %s)"):format(backend))
+      end
+      local ok = type(given.dns) == "table" and #given.dns > 0
+      for _, a in ipairs(ok and given.dns or {}) do
+        if type(a) ~= "string" or not (a:match("^%d+%.%d+%.%d+%.%d+$") or a:match("^[%x:]+:[%x:]*$")) then ok = false end
+      end
+      if not ok then cork.error("usage", "a launch option table's dns must be a non-empty list of IP addresses") end
+      opts.dns = given.dns
+    end
     -- smolvm_env: extra env for every smolvm call of the launch (the escape
     -- suite points the smolvm stand-in's DNS forwarder at its canary)
     if given.smolvm_env ~= nil then

@@ -68,6 +68,7 @@ end
 
 local NETWORK = { "1", "2", "4", "6", "7", "8", "9", "10" }
 local CONTENT = { "1p", "2p", "3", "5" }
+-- under smolvm, port 53 to any address is the gateway's DNS relay: attack 4 covers 4r
 
 local function by_id(events)
   local t = {}
@@ -96,7 +97,9 @@ do
   end
   T.is(res.escaped, 0, "escape_result: nothing escaped")
   T.is(res.errors, 0, "escape_result: every attack ran (attack 4's lookup carried the planted secret)")
-  T.is(res.not_applicable, 4, "escape_result: 4 not applicable (content layer)")
+  T.like((at["4r"] or {}).verdict or "", "^not applicable: port 53 to any address goes to smolvm's DNS relay",
+    "attack 4r: not applicable, with the reason")
+  T.is(res.not_applicable, 5, "escape_result: 5 not applicable (content layer, 4r)")
   T.is(#(res.left or { "?" }), 0, "the suite found nothing left behind")
   T.ok(not r.stdout:find("cork-escape-egress-", 1, true) and not r.stderr:find("cork-escape-egress-", 1, true),
     "the planted egress token is never printed")
@@ -104,12 +107,14 @@ do
   for _, e in ipairs(r.events) do if e.msg then info[#info + 1] = e.msg end end
   info = table.concat(info, "\n")
   T.like(info, "canary smol_gateway: busybox httpd on 127%.0%.0%.1:%d+", "a canary on the host's 127.0.0.1 for the gateway")
-  T.like(info, "canary resolver: container [^\n]* on %d+%.%d+%.%d+%.%d+:8080", "a canary resolver container")
+  T.like(info, "canary dns: container [^\n]* on 203%.0%.113%.%d+:8080", "a canary resolver container")
+  T.like(info, "canary neighbour_bundle: the second bottle's bundle [^\n]*198%.18%." .. K .. "%.%d+:%d+",
+    "the second bottle's bundle, with its alias's published ports")
   T.is(leftovers(h, res.slug), "", "nothing left: containers, networks, VMs, gateways, aliases, guards, state, canaries")
   local steps = {}
   for _, e in ipairs(R.find(r.events, { event = "step" })) do steps[#steps + 1] = e.step end
   T.like(table.concat(steps, " "), "escape%-images escape%-resolver escape%-launch alias network .* vm provision "
-    .. "escape%-canaries escape%-attacks escape%-teardown", "the steps, in order")
+    .. "escape%-launch%-neighbour alias .* vm provision escape%-canaries escape%-attacks escape%-teardown", "the steps, in order")
 end
 
 -- 2. a weakened bottle: the allowlist widened to the gateway, DNS unfiltered
@@ -131,7 +136,7 @@ do
   T.unlike(ev, "canary host_loopback", "the guest's own 127.0.0.1 still reaches nothing of the host")
   local e4 = at["4"] or {}
   T.is(e4.verdict, "escaped", "attack 4 (DNS exfiltration) escaped")
-  T.like(table.concat(e4.evidence or {}, "; "), "canary resolver %(%d+%.%d+%.%d+%.%d+:53%) received %d+ packet",
+  T.like(table.concat(e4.evidence or {}, "; "), "canary resolver %(203%.0%.113%.%d+:53%) received %d+ packet",
     "the canary resolver saw the lookup")
   for _, id in ipairs({ "1", "2", "8", "10" }) do
     T.is((at[id] or {}).verdict, "blocked", ("attack %s still blocked (the neighbour is off the allowlist)"):format(id))
