@@ -50,7 +50,7 @@ local more = escape.load({ dir = dir })
 T.is(more[#more].id, "11", "a user's attack is added, ordered by id")
 cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "bad", layer = "network", targets = { "the-moon" }, script = "true" }')
 T.raises(function() escape.load({ dir = dir }) end, "usage",
-  "12%-bad%.lua: unknown target 'the%-moon' %(known: host_gateway, host_loopback, link_local, neighbour, neighbour_bundle, resolver%)",
+  "12%-bad%.lua: unknown target 'the%-moon' %(known: host_gateway, host_loopback, link_local, neighbour, neighbour_bundle, resolver, smol_gateway%)",
   "an unknown target: usage error naming the file and the known ones")
 cork.fs.write(dir .. "/12-bad.lua", 'return { id = 8, name = "dup", layer = "network", script = "true" }')
 T.raises(function() escape.load({ dir = dir }) end, "usage", "attack id 8 is taken", "a taken id: usage error")
