@@ -4,10 +4,11 @@
 -- either bottle; then a deliberately weakened bottle (tests/fixtures/escape:
 -- a user recipe that undoes the docker recipe's seal) must be reported as an
 -- escape, with the attack and the evidence, and exit 1. On the plain engine
--- (no iptables, no forwarding) the weakened bottle is run again with the
--- host forwarding IPv4: Docker 20.10's embedded DNS forwards from the
--- agent's own namespace, so the exfiltration name then reaches the canary
--- resolver (attack 4), as do the second bottle's bundle (attack 8).
+-- (no iptables) the stock run and the weakened bottle's second run have the
+-- host forwarding IPv4: sealed, everything still holds; unsealed, Docker
+-- 20.10's embedded DNS forwards from the agent's own namespace, so the
+-- exfiltration name reaches the canary resolver (attack 4), and the agent
+-- reaches the second bottle's bundle (attack 8).
 local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
 local H = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/docker_test.lua")
 local R = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/recipe_test.lua")
@@ -50,10 +51,28 @@ local function by_id(events)
   return t
 end
 
--- 1. the stock docker recipe and the stand-in bundle: everything holds -----
+-- The host forwarding IPv4 with no iptables (a router-like host, where
+-- Docker's --internal alone would leak): the engine's namespace is made to
+-- forward for one run, and put back however the run ends. Only on the plain
+-- engine, as root, in a namespace that does not forward already.
+local can_forward = cork.core.uid() == 0 and os.getenv("CORK_DOCKERD_SHAPE") ~= "iptables"
+  and cork.fs.read("/proc/sys/net/ipv4/ip_forward"):match("%d") == "0"
+local function forwarding(fn, ...)
+  if not can_forward then return fn(...) end
+  local function forward(v) local f = assert(io.open("/proc/sys/net/ipv4/ip_forward", "w")); f:write(v); f:close() end
+  forward("1\n")
+  local res = table.pack(pcall(fn, ...))
+  forward("0\n")
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+-- 1. the stock docker recipe and the stand-in bundle: everything holds, on
+--    the plain engine with the host forwarding (so that the seal alone holds
+--    what test 2 shows leaking without it) -----------------------------------
 do
   local h = home("escape-ok")
-  local r = R.cork(h, { "run", "escape-suite" }, nil, 300)
+  local r = forwarding(R.cork, h, { "run", "escape-suite" }, nil, 300)
   local res = R.find(r.events, { event = "escape_result" })[1] or {}
   local at = by_id(r.events)
   T.is(r.status, 0, "cork run escape-suite: exit 0", r.stderr)
@@ -115,17 +134,11 @@ do
   -- Docker's embedded DNS alone (the agent asks 127.0.0.11 only; the canary
   -- resolver, its upstream, receives the forwarded query), and attack 8
   -- reaches the second bottle's bundle. Forwarding is put back however this ends.
-  local fwd = cork.fs.read("/proc/sys/net/ipv4/ip_forward"):match("%d")
-  local forwarding = cork.core.uid() == 0 and fwd == "0" and os.getenv("CORK_DOCKERD_SHAPE") ~= "iptables"
-  local function forward(v) local f = assert(io.open("/proc/sys/net/ipv4/ip_forward", "w")); f:write(v); f:close() end
-  if forwarding then forward("1\n") end
-  local okh, human = pcall(cork.proc.run, { R.bin, "run", "escape-suite", "--recipe", "docker-unsealed" }, { env = h.env, timeout = 300 })
-  if forwarding then forward("0\n") end
-  if not okh then error(human, 0) end
+  local human = forwarding(cork.proc.run, { R.bin, "run", "escape-suite", "--recipe", "docker-unsealed" }, { env = h.env, timeout = 300 })
   T.is(human.status, 1, "for a human: exit 1 too")
   T.like(human.stderr, "attack 7 %(the host[^)]*%): ESCAPED: canary host_gateway", "says which attack escaped, with evidence")
   T.like(human.stderr, "the bottle did NOT hold: %d+ attack%(s%) escaped", "and the summary")
-  if forwarding then
+  if can_forward then
     T.like(human.stderr, "attack 4 %(DNS exfiltration through the agent's own resolvers[^\n]*%): ESCAPED: canary resolver "
       .. "%(203%.0%.113%.%d+:53%) received %d+ packet%(s%)\n",
       "host forwarding: attack 4 escaped through Docker's embedded DNS, seen by the canary resolver alone")
