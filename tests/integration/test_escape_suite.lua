@@ -87,8 +87,7 @@ do
   end
   T.is(res.escaped, 0, "escape_result: nothing escaped")
   T.is(res.errors, 0, "escape_result: every attack ran")
-  T.is(res.not_applicable, 5, "escape_result: 5 not applicable (content layer; attack 4: smolmachines only)")
-  T.is((at["4"] or {}).verdict, "not applicable: smolmachines only", "attack 4: not applicable: smolmachines only")
+  T.is(res.not_applicable, 4, "escape_result: 4 not applicable (content layer)")
   T.is(#(res.left or { "?" }), 0, "the suite found nothing left behind")
   T.ok(not r.stdout:find("cork-escape-egress-", 1, true) and not r.stderr:find("cork-escape-egress-", 1, true),
     "the planted egress token is never printed")
