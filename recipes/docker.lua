@@ -103,6 +103,11 @@ docker:container_create({
   -- kept alive for provisioning and attach; the agent itself runs by exec
   entrypoint = { "/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done" },
   cmd = { "cork-agent-keepalive" }, networks = { { name = p.names.internal_network } },
+  -- where Docker's embedded DNS (the agent's resolver) forwards the names it
+  -- does not know: the engine host's resolvers, unless a launch option table
+  -- names others (the escape suite: a canary of its own). The seal leaves
+  -- those forwarded queries no route either.
+  dns = opts.dns,
   cap_drop = { "ALL" }, cap_add = { "CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID" },
   security_opt = { "no-new-privileges" }, init = true,
 })

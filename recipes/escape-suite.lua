@@ -15,12 +15,16 @@
 --                        lua/cork/escape/)
 --
 -- It launches a bottle whose secrets are planted canaries (an egress token,
--- an agent secret), starts canaries of its own (a container on a network of
--- its own, one on a link-local network, servers on the host's 127.0.0.1 and
--- on the agent network's gateway address), runs each attack inside the agent
--- as the agent's user, and checks every canary from outside. Traffic goes
--- only to loopback and to what the suite itself created. Then it tears it
--- all down and checks that nothing is left.
+-- an agent secret), and a second bottle beside it (a neighbour whose bundle
+-- the first one's agent attacks), starts canaries of its own (a container on
+-- a network of its own, one on a link-local network, a canary resolver on a
+-- TEST-NET-3 address, servers on the host's 127.0.0.1 and on the agent
+-- network's gateway address), runs each attack inside the agent as the
+-- agent's user, and checks every canary from outside. Both agents' upstream
+-- DNS is the canary resolver (the launch option table's dns): a name that
+-- Docker's embedded DNS forwards can only go there. Traffic goes only to
+-- loopback and to what the suite itself created. Then it tears it all down
+-- and checks that nothing is left.
 -- Exit status: 0 every attack was blocked (or not applicable); 1 an attack
 -- got through, an attack could not run, or something was left behind.
 local cork = require "cork"
@@ -65,7 +69,7 @@ log.secret(planted.agent_secret)
 local ENV = { CORK_ESCAPE_EGRESS_TOKEN = planted.egress_token, CORK_ESCAPE_AGENT_SECRET = planted.agent_secret }
 
 local run_id = plan.random_suffix(6)
-local slug
+local slug, slug2
 local results = {}
 local left = {}
 
@@ -77,11 +81,32 @@ local function http_get(host, port)
 end
 
 -- Ip InReceives of a canary container's network namespace: any packet that
--- arrived (TCP, UDP, ICMP), read from outside without touching the network.
+-- arrived (TCP, UDP, ICMP), read from outside without touching the network:
+-- /proc/PID/net/snmp of the container's first process when the engine runs
+-- on this host (a file read, where an exec costs a round trip through the
+-- engine), else `cat /proc/net/snmp` by exec.
+local snmp_path = {}
 local function received(cname)
-  local r = d:exec(cname, { "cat", "/proc/net/snmp" })
+  if snmp_path[cname] == nil then
+    snmp_path[cname] = false
+    local ok, info = pcall(d.container_inspect, d, cname)
+    local pid = ok and info.State and math.tointeger(info.State.Pid)
+    local path = pid and pid > 0 and ("/proc/%d/net/snmp"):format(pid)
+    -- the same namespace as the container's own view (else exec)
+    if path and pcall(cork.fs.read, path) then
+      local mine = d:exec(cname, { "ls", "-l", "/proc/self/ns/net" }).stdout:match("net:%[%d+%]")
+      local host = cork.proc.run({ "readlink", ("/proc/%d/ns/net"):format(pid) }).stdout:match("net:%[%d+%]")
+      if mine and mine == host then snmp_path[cname] = path end
+    end
+  end
+  local text
+  if snmp_path[cname] then
+    local ok, t = pcall(cork.fs.read, snmp_path[cname])
+    if ok then text = t end
+  end
+  text = text or d:exec(cname, { "cat", "/proc/net/snmp" }).stdout
   local head, vals
-  for line in r.stdout:gmatch("[^\n]+") do
+  for line in text:gmatch("[^\n]+") do
     if line:match("^Ip: ") then
       if not head then head = line else vals = line end
     end
@@ -120,16 +145,63 @@ bundle:
   image: %s
 ]]):format(agent_image, bundle_image)
 
+  -- The canary resolver's address, chosen before the launch: the agent's
+  -- upstream DNS is set when its container is made. A /28 of TEST-NET-3
+  -- (203.0.113.0/24: documentation addresses, never routed on the internet,
+  -- and away from the pool bottles' networks come from) that no network of
+  -- the engine overlaps; its network is made with the other canaries.
+  local function free28(cands)
+    local taken = plan.docker_subnets(d)
+    for _, c in ipairs(cands) do
+      local clash = false
+      for _, t in ipairs(taken) do if plan.overlaps(c.subnet, t) then clash = true; break end end
+      if not clash then return c end
+    end
+  end
+  local dns_subnet
+  do
+    local cands, start = {}, plan.hash("dns" .. run_id) % 16
+    for i = 0, 15 do
+      local c = ((start + i) % 16) * 16
+      cands[#cands + 1] = { subnet = ("203.0.113.%d/28"):format(c), gateway = ("203.0.113.%d"):format(c + 1),
+        bundle_ip = ("203.0.113.%d"):format(c + 2) }
+    end
+    dns_subnet = free28(cands)
+  end
+  if not dns_subnet then cork.error("escape", "no free /28 in 203.0.113.0/24 for the canary resolver") end
+
+  -- Both bottles: the same recipe, the same bottle, the same planted
+  -- secrets and the same upstream resolver (the canary). provision.steps is
+  -- the module's list, which a user recipe changes each time it runs: each
+  -- launch starts from the list as it was.
+  local base_steps = provision.list(provision.steps.items)
+  local function launch(which)
+    local got
+    provision.steps = provision.list(base_steps.items)
+    provision.steps:append({ name = "escape-slug", run = function(ctx) got = ctx.slug end })
+    local rc = recipes.run(opts.recipe or backend, { "--detach", { bottle = bottle.inline(BOTTLE, "escape", "<cork escape-suite bottle>.yaml"),
+      env = function(k) return ENV[k] or os.getenv(k) end, dns = { dns_subnet.bundle_ip } } })
+    provision.steps = base_steps
+    if rc ~= 0 or not got then
+      cork.error("escape", ("the %s recipe did not leave the %s bottle (status %s)"):format(opts.recipe or backend, which, rc))
+    end
+    return got
+  end
   bottle.step("escape-launch", ("the %s recipe with the suite's bottle"):format(opts.recipe or backend))
   s:defer(function()
     if not slug then return end
     log.info(("tearing down bottle %s (cork down)"):format(slug))
     bottle.down(slug, { docker = d })
   end)
-  provision.steps:append({ name = "escape-slug", run = function(ctx) slug = ctx.slug end })
-  local rc = recipes.run(opts.recipe or backend, { "--detach", { bottle = bottle.inline(BOTTLE, "escape", "<cork escape-suite bottle>.yaml"),
-    env = function(k) return ENV[k] or os.getenv(k) end } })
-  if rc ~= 0 or not slug then cork.error("escape", ("the %s recipe did not leave a bottle (status %s)"):format(opts.recipe or backend, rc)) end
+  slug = launch("first")
+  -- a second bottle: the neighbour whose bundle attack 8 aims at
+  bottle.step("escape-launch-neighbour", "a second bottle, the neighbour")
+  s:defer(function()
+    if not slug2 then return end
+    log.info(("tearing down the neighbour bottle %s (cork down)"):format(slug2))
+    bottle.down(slug2, { docker = d })
+  end)
+  slug2 = launch("neighbour")
   local names = plan.names(slug)
   local agent = names.agent
   local j = journal.attach(slug)
@@ -139,7 +211,7 @@ bundle:
 
   -- Canaries. Containers and networks are journalled in the bottle's
   -- journal: `cork down SLUG` ends them even after a kill -9 of the suite.
-  bottle.step("escape-canaries", "a neighbour container, a link-local container, host servers")
+  bottle.step("escape-canaries", "a neighbour container, a link-local container, a canary resolver, host servers")
   local labels = { ["cork.slug"] = slug, ["cork.role"] = "canary", ["cork.escape"] = run_id }
   local targets = {}
   local function canary_container(role, subnet)
@@ -189,6 +261,41 @@ bundle:
   if not ll then cork.error("escape", "no free link-local /28 for the link-local canary") end
   targets.link_local = canary_container("linklocal", { subnet = ("169.254.%d.0/28"):format(ll),
     gateway = ("169.254.%d.1"):format(ll), bundle_ip = ("169.254.%d.2"):format(ll) })
+  -- the canary resolver, at the address both agents' upstream DNS names.
+  -- The stand-in image's busybox has no DNS server (no dnsd applet in
+  -- Debian's busybox-static): it answers nothing, and its counters record
+  -- any query that arrives (one forwarded by Docker's embedded DNS too).
+  targets.resolver = canary_container("dns", dns_subnet)
+  targets.resolver.port = 53
+
+  -- the neighbour bottle's bundle: every address it has (one per network)
+  -- and every daemon port of the contract, and whatever it publishes on the
+  -- host; its own network namespace's counters are the outside check
+  do
+    local b2 = plan.names(slug2).bundle
+    local info = d:container_inspect(b2)
+    local eps = {}
+    for _, n in pairs((info.NetworkSettings or {}).Networks or {}) do
+      if (n.IPAddress or "") ~= "" then
+        for _, dn in ipairs({ "pipelock", "egress", "git-gate", "supervise" }) do
+          eps[#eps + 1] = ("%s:%d"):format(n.IPAddress, plan.ports[dn])
+        end
+      end
+    end
+    for _, binds in pairs((info.NetworkSettings or {}).Ports or {}) do
+      for _, b in ipairs(type(binds) == "table" and binds or {}) do
+        local hip = (b.HostIp == "" or b.HostIp == "0.0.0.0") and "127.0.0.1" or b.HostIp
+        if b.HostPort and b.HostPort ~= "" and not hip:find(":", 1, true) then eps[#eps + 1] = hip .. ":" .. b.HostPort end
+      end
+    end
+    table.sort(eps)
+    if #eps == 0 then cork.error("escape", ("the neighbour bottle's bundle %s has no address"):format(b2)) end
+    local h, pt = eps[1]:match("^(.*):(%d+)$")
+    targets.neighbour_bundle = { kind = "container", name = b2, host = h, port = tonumber(pt), endpoints = eps,
+      where = table.concat(eps, " ") }
+    log.info(("canary neighbour_bundle: the second bottle's bundle %s (%s), records what arrives"):format(b2,
+      table.concat(eps, " ")))
+  end
 
   -- host canaries: busybox httpd -v, bounded by timeout(1); its log says
   -- whether a request arrived
@@ -233,7 +340,7 @@ bundle:
       if t and t.kind == "container" then
         local n = received(t.name)
         if n and t.count and n > t.count then
-          hits[#hits + 1] = ("canary %s (%s:%d) received %d packet(s)"):format(tn, t.host, t.port, n - t.count)
+          hits[#hits + 1] = ("canary %s (%s) received %d packet(s)"):format(tn, t.where or (t.host .. ":" .. t.port), n - t.count)
         end
         t.count = n
       elseif t and t.kind == "host" then
@@ -249,7 +356,7 @@ bundle:
   end
   -- baselines, taken once the canaries' own proofs have stopped arriving (a
   -- late packet of the proof request counted against attack 7 otherwise)
-  local all = { "neighbour", "link_local", "host_loopback", "host_gateway" }
+  local all = { "neighbour", "link_local", "resolver", "neighbour_bundle", "host_loopback", "host_gateway" }
   hits_of(all)
   for _ = 1, 10 do
     cork.sleep(0.3)
@@ -268,7 +375,8 @@ bundle:
           out[#out + 1] = ("(target %s: none on this engine)"):format(tn)
         else
           local r = d:exec(agent, { "sh", "-c", a.script }, { user = "agent",
-            env = { "HOST=" .. (t and t.host or ""), "PORT=" .. tostring(t and t.port or ""), "GATEWAY=" .. gateway } })
+            env = { "HOST=" .. (t and t.host or ""), "PORT=" .. tostring(t and t.port or ""), "GATEWAY=" .. gateway,
+              "ENDPOINTS=" .. (t and (t.endpoints and table.concat(t.endpoints, " ") or (t.host .. ":" .. t.port)) or "") } })
           out[#out + 1] = r.stdout .. (r.stderr or "")
           for _, h in ipairs(hits_of(a.targets)) do hits[#hits + 1] = h end
         end
@@ -277,6 +385,7 @@ bundle:
       cork.sleep(0.2)
       for _, h in ipairs(hits_of(a.targets)) do hits[#hits + 1] = h end
     end
+    if ran then log.debug(("attack %s: the agent's output:\n%s"):format(a.id, table.concat(out, "\n"))) end
     local v = escape.verdict(a, { standin = standin_bundle, output = table.concat(out, "\n"), hits = hits, secrets = planted })
     results[#results + 1] = { id = a.id, name = a.name, layer = a.layer, verdict = v.verdict, escaped = v.escaped,
       error = v.error, evidence = v.evidence, stops = a.stops }
@@ -293,22 +402,24 @@ bundle:
   bottle.step("escape-teardown", "cork down, canaries")
 end
 
--- Nothing may be left.
+-- Nothing may be left (of either bottle).
 if slug then
-  for _, f in ipairs({ "cork.slug=" .. slug, "cork.escape=" .. run_id }) do
+  for _, f in ipairs({ "cork.slug=" .. slug, "cork.slug=" .. (slug2 or slug), "cork.escape=" .. run_id }) do
     for _, c in ipairs(d:containers({ all = true, filters = { label = { f } } })) do
       left[#left + 1] = "container " .. ((c.Names or {})[1] or c.Id)
     end
     for _, n in ipairs(d:networks({ filters = { label = { f } } })) do left[#left + 1] = "network " .. n.Name end
   end
-  if cork.fs.exists(journal.dir(slug)) then left[#left + 1] = "state dir " .. journal.dir(slug) end
+  for _, sl in ipairs({ slug, slug2 }) do
+    if cork.fs.exists(journal.dir(sl)) then left[#left + 1] = "state dir " .. journal.dir(sl) end
+  end
 end
 local escaped, errors, na = 0, 0, 0
 for _, r in ipairs(results) do
   if r.escaped then escaped = escaped + 1 elseif r.error then errors = errors + 1
   elseif r.verdict ~= "blocked" then na = na + 1 end
 end
-log.event("escape_result", { slug = slug, attacks = #results, escaped = escaped, errors = errors,
+log.event("escape_result", { slug = slug, neighbour_slug = slug2, attacks = #results, escaped = escaped, errors = errors,
   not_applicable = na, left = left })
 if #left > 0 then log.warn("left behind: " .. table.concat(left, ", ")) else log.info("left behind: nothing") end
 if escaped == 0 and errors == 0 and #left == 0 then

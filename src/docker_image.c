@@ -49,6 +49,46 @@ static void import_answer(lua_State *L, client *c, char *id, size_t cap)
 	}
 }
 
+/* The body of an upload: argument idx is an open Lua file (read from its
+ * position) or a path, returned for upload_open to open. */
+static const char *upload_arg(lua_State *L, int idx, FILE **fp)
+{
+	luaL_Stream *ls = luaL_testudata(L, idx, LUA_FILEHANDLE);
+	if (ls) {
+		luaL_argcheck(L, ls->closef != NULL && ls->f, idx, "closed file");
+		*fp = ls->f;
+		return NULL;
+	}
+	return luaL_checkstring(L, idx);
+}
+
+static void upload_close(client *c)
+{
+	if (c->upload) {
+		fclose(c->upload);
+		c->upload = NULL;
+	}
+}
+
+/* Opens path (when given) as the client's upload, owned by the client: closed
+ * by upload_close after the transfer, or by close/__gc after an error. A stale
+ * upload of a call that raised is dropped first. Returns the bytes left to
+ * send, or -1 when unknown (a pipe). */
+static curl_off_t upload_open(lua_State *L, client *c, const char *fn, const char *path, FILE **fp)
+{
+	upload_close(c);
+	if (path) {
+		*fp = fopen(path, "rb");
+		if (!*fp)
+			cork_raise(L, cork_errno_kind(errno), "%s: %s: %s", fn, path, strerror(errno));
+		c->upload = *fp;
+	}
+	struct stat sb;
+	if (fstat(fileno(*fp), &sb) == 0 && S_ISREG(sb.st_mode) && ftello(*fp) >= 0)
+		return (curl_off_t)(sb.st_size - ftello(*fp));
+	return -1;
+}
+
 static const char *const import_opts[] = {"repo", "tag", "changes", "message", "timeout", NULL};
 
 /* d:image_import(path_or_file[, {repo, tag, changes, message, timeout}]) -> {id=} */
@@ -56,14 +96,7 @@ static int docker_image_import(lua_State *L)
 {
 	client *c = dk_check_client(L, 1);
 	FILE *fp = NULL;
-	const char *path = NULL;
-	luaL_Stream *ls = luaL_testudata(L, 2, LUA_FILEHANDLE);
-	if (ls) {
-		luaL_argcheck(L, ls->closef != NULL && ls->f, 2, "closed file");
-		fp = ls->f;
-	} else {
-		path = luaL_checkstring(L, 2);
-	}
+	const char *path = upload_arg(L, 2, &fp);
 	int oi = lua_isnoneornil(L, 3) ? 0 : 3;
 	if (oi)
 		cork_check_options(L, oi, import_opts);
@@ -111,28 +144,10 @@ static int docker_image_import(lua_State *L)
 	}
 	luaL_pushresult(&b);
 	const char *qpath = lua_tostring(L, -1);
-	/* a stale upload of an import that raised: drop it */
-	if (c->upload) {
-		fclose(c->upload);
-		c->upload = NULL;
-	}
-	if (path) {
-		fp = fopen(path, "rb");
-		if (!fp)
-			cork_raise(L, cork_errno_kind(errno), "image_import: %s: %s", path,
-			           strerror(errno));
-		c->upload = fp; /* owned: closed below, or by close/__gc after an error */
-	}
-	struct stat sb;
-	curl_off_t size = -1;
-	if (fstat(fileno(fp), &sb) == 0 && S_ISREG(sb.st_mode) && ftello(fp) >= 0)
-		size = (curl_off_t)(sb.st_size - ftello(fp));
+	curl_off_t size = upload_open(L, c, "image_import", path, &fp);
 	long timeout_ms = t > 0 ? (long)(t * 1000) : c->timeout_ms * 5;
 	long st = dk_perform_io(L, c, "POST", qpath, NULL, 0, c->hdr_tar, timeout_ms, fp, size, NULL);
-	if (c->upload) {
-		fclose(c->upload);
-		c->upload = NULL;
-	}
+	upload_close(c);
 	if (!dk_status_kind_ok(st))
 		dk_raise_status(L, c, st, "POST", "/images/create", 0);
 	/* the answer is a stream of JSON progress lines; errors come with 200 */
@@ -229,14 +244,7 @@ static int docker_image_build(lua_State *L)
 {
 	client *c = dk_check_client(L, 1);
 	FILE *fp = NULL;
-	const char *path = NULL;
-	luaL_Stream *ls = luaL_testudata(L, 2, LUA_FILEHANDLE);
-	if (ls) {
-		luaL_argcheck(L, ls->closef != NULL && ls->f, 2, "closed file");
-		fp = ls->f;
-	} else {
-		path = luaL_checkstring(L, 2);
-	}
+	const char *path = upload_arg(L, 2, &fp);
 	int oi = lua_isnoneornil(L, 3) ? 0 : 3;
 	if (oi)
 		cork_check_options(L, oi, build_opts);
@@ -285,29 +293,13 @@ static int docker_image_build(lua_State *L)
 	lua_pushvalue(L, 4);
 	lua_pushvalue(L, 5);
 	lua_pushcclosure(L, build_line_cb, 2);
-	if (c->upload) {
-		fclose(c->upload);
-		c->upload = NULL;
-	}
-	if (path) {
-		fp = fopen(path, "rb");
-		if (!fp)
-			cork_raise(L, cork_errno_kind(errno), "image_build: %s: %s", path, strerror(errno));
-		c->upload = fp;
-	}
-	struct stat sb;
-	curl_off_t size = -1;
-	if (fstat(fileno(fp), &sb) == 0 && S_ISREG(sb.st_mode) && ftello(fp) >= 0)
-		size = (curl_off_t)(sb.st_size - ftello(fp));
+	curl_off_t size = upload_open(L, c, "image_build", path, &fp);
 	long timeout_ms = t > 0 ? (long)(t * 1000) : c->timeout_ms * 30;
 	c->line_fn = 7;
 	c->line_off = 0;
 	/* perform clears line_fn when the transfer ends, also when it raises */
 	long st = dk_perform_io(L, c, "POST", qpath, NULL, 0, c->hdr_tar, timeout_ms, fp, size, NULL);
-	if (c->upload) {
-		fclose(c->upload);
-		c->upload = NULL;
-	}
+	upload_close(c);
 	if (!dk_status_kind_ok(st))
 		dk_raise_status(L, c, st, "POST", "/build", 0);
 	/* the lines that arrived with the end of the transfer */

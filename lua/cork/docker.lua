@@ -228,6 +228,8 @@ end
 ---@field cap_add? string[]
 ---@field security_opt? string[]
 ---@field extra_hosts? string[]
+---@field dns? string[]                 HostConfig.Dns: the upstream resolvers of the container (on a
+---                                    user-defined network, where Docker's embedded DNS forwards names it does not know)
 ---@field read_only_rootfs? boolean
 ---@field init? boolean
 ---@field tmpfs? table                 {"/tmp"} or {["/tmp"] = "size=64m"}
@@ -242,7 +244,7 @@ local create_opts = {
   "name", "image", "cmd", "entrypoint", "env", "labels", "user", "workdir", "mounts",
   "ports", "networks", "cap_drop", "cap_add", "read_only_rootfs", "security_opt", "init",
   "tmpfs", "hostname", "stop_signal", "stop_timeout", "tty", "open_stdin", "auto_remove",
-  "extra_hosts", "memory", "pids_limit", "network_mode" }
+  "extra_hosts", "memory", "pids_limit", "network_mode", "dns" }
 local mount_opts = { "source", "target", "read_only", "type" }
 local port_opts = { "container_port", "host_ip", "host_port", "protocol" }
 local network_opts = { "name", "ip", "aliases" }
@@ -360,6 +362,7 @@ function B.container_create(o, api_minor)
   local hc = {
     CapDrop = strlist(o, "cap_drop"), CapAdd = strlist(o, "cap_add"),
     SecurityOpt = strlist(o, "security_opt"), ExtraHosts = strlist(o, "extra_hosts"),
+    Dns = strlist(o, "dns"),
     ReadonlyRootfs = opt(o, "read_only_rootfs", "boolean", false) or nil,
     Init = opt(o, "init", "boolean", false) or nil,
     AutoRemove = opt(o, "auto_remove", "boolean", false) or nil,

@@ -15,11 +15,21 @@
 --             "not applicable: stand-in bundle" (never "blocked")
 --   stops     what stops it (which layer); docs/security.md's table
 --   targets   canaries it aims at; the script runs once per target with
---             $HOST and $PORT set (and $GATEWAY, the agent's gateway):
+--             $HOST and $PORT set, $ENDPOINTS (every "addr:port" of the
+--             target, space separated; "$HOST:$PORT" for most) and $GATEWAY
+--             (the agent's gateway):
 --               neighbour     a canary container on a network of its own
 --               host_loopback a canary on the host's 127.0.0.1
 --               host_gateway  a canary on the agent network's gateway address
 --               link_local    a canary container on a 169.254.x.0/28 network
+--               resolver      a canary container on a 203.0.113.x/28 network
+--                             (TEST-NET-3), port 53: the agent's upstream
+--                             DNS (where Docker's embedded DNS forwards)
+--               neighbour_bundle  a second bottle's bundle (same recipe):
+--                             $ENDPOINTS lists each of its addresses with
+--                             each daemon port, and what it publishes
+--             The agent's env holds the planted agent secret as
+--             $CORK_ESCAPE_AGENT_SECRET (what an exfiltration would carry).
 --   script    sh, run inside the agent as the agent's user; a line
 --             "REACHED <evidence>" says it got through
 --   secrets   planted secrets ("egress_token") that must never show up in
@@ -32,7 +42,8 @@ local cork = require "cork"
 
 local M = {}
 
-M.TARGETS = { neighbour = true, host_loopback = true, host_gateway = true, link_local = true }
+M.TARGETS = { neighbour = true, host_loopback = true, host_gateway = true, link_local = true, resolver = true,
+  neighbour_bundle = true }
 M.STANDIN_NA = "not applicable: stand-in bundle"
 
 local function check(a, where)
@@ -45,7 +56,12 @@ local function check(a, where)
   if a.script ~= nil and type(a.script) ~= "string" then bad("script must be a string") end
   if a.script == nil and a.requires == nil then bad("an attack needs a script (or requires = \"filtering bundle\")") end
   for _, t in ipairs(a.targets or {}) do
-    if not M.TARGETS[t] then bad(("unknown target '%s' (known: host_gateway, host_loopback, link_local, neighbour)"):format(t)) end
+    if not M.TARGETS[t] then
+      local known = {}
+      for k in pairs(M.TARGETS) do known[#known + 1] = k end
+      table.sort(known)
+      bad(("unknown target '%s' (known: %s)"):format(t, table.concat(known, ", ")))
+    end
   end
   a.id = tostring(a.id)
   a.targets = a.targets or {}

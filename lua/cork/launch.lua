@@ -57,6 +57,7 @@ end
 ---@field bundle_image? string
 ---@field help? boolean
 ---@field inline_bottle? table       a bottle from launch.inline (a launch option table)
+---@field dns? string[]              the docker agent's upstream resolvers (a launch option table)
 M.OPTIONS = {
   bottle = "string", agent = "string", detach = "boolean", dry_run = "boolean",
   image = "string", from = "string", bundle_image = "string", help = "boolean",
@@ -66,7 +67,11 @@ M.OPTIONS = {
 -- A recipe that runs a stock recipe may put one table among its arguments:
 -- { bottle = M.inline(text, name) }, a bottle that is not in the operator's
 -- config dir (the demo's), and optionally env = a table or function that
--- the bottle's secrets are read from instead of the host environment. A command line is only strings, so `--bottle NAME`
+-- the bottle's secrets are read from instead of the host environment, and
+-- (docker only) dns = a list of addresses: the agent container's upstream
+-- resolvers, where Docker's embedded DNS forwards the names it does not
+-- know (else the engine host's resolvers; the escape suite points them at a
+-- canary of its own). A command line is only strings, so `--bottle NAME`
 -- still loads from the operator's config dir and nowhere else.
 function M.parse(argv, backend, extra_usage)
   local usage = ("cork run %s --bottle NAME [--agent NAME] [--detach] [--dry-run] "
@@ -82,8 +87,8 @@ function M.parse(argv, backend, extra_usage)
   if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], usage)) end
   if given then
     for k in pairs(given) do
-      if k ~= "bottle" and k ~= "env" then
-        cork.error("usage", ("unknown launch option table key '%s' (known: bottle, env)"):format(k))
+      if k ~= "bottle" and k ~= "env" and k ~= "dns" then
+        cork.error("usage", ("unknown launch option table key '%s' (known: bottle, env, dns)"):format(k))
       end
     end
     if type(given.bottle) ~= "table" or not given.bottle.inline then
@@ -99,6 +104,18 @@ function M.parse(argv, backend, extra_usage)
       cork.error("usage", "a launch option table's env must be a table or a function")
     end
     opts.env = given.env
+    -- dns: the docker agent's upstream resolvers (HostConfig.Dns)
+    if given.dns ~= nil then
+      if backend ~= "docker" then
+        cork.error("usage", ("a launch option table's dns is for the docker recipe only (not %s)"):format(backend))
+      end
+      local ok = type(given.dns) == "table" and #given.dns > 0
+      for _, a in ipairs(ok and given.dns or {}) do
+        if type(a) ~= "string" or not (a:match("^%d+%.%d+%.%d+%.%d+$") or a:match("^[%x:]+:[%x:]*$")) then ok = false end
+      end
+      if not ok then cork.error("usage", "a launch option table's dns must be a non-empty list of IP addresses") end
+      opts.dns = given.dns
+    end
     return opts
   end
   if not opts.bottle and not opts.agent then

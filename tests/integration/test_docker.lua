@@ -203,13 +203,25 @@ T.raises(function() d:container_remove(job) end, "not_found", "No such container
 T.raises(function() d:container_start(H.name("nope")) end, "not_found", nil, "start missing: not_found")
 
 local sl = d:container_create { name = H.name("sleeper"), image = img, labels = H.labels,
-  cmd = { "sh", "-c", "trap 'exit 42' USR1; trap 'exit 43' TERM; while :; do sleep 0.1; done" } }
+  cmd = { "sh", "-c", "trap 'exit 42' USR1; trap 'exit 43' TERM; echo trapped; while :; do sleep 0.1; done" } }
 s:defer(function() pcall(d.container_remove, d, sl.id, { force = true }) end)
+-- a signal sent before the shell has set its traps kills it with the
+-- default action (seen under load: exit 138): wait for the shell's word
+local function trapped(n)
+  for _ = 1, 200 do
+    local _, k = d:container_logs(sl).stdout:gsub("trapped", "")
+    if k >= n then return true end
+    cork.core.sleep(0.05)
+  end
+  return false
+end
 d:container_start(sl)
+trapped(1)
 T.is(d:container_stop(sl, { timeout = 5, signal = "SIGUSR1" }), true, "stop with a signal")
 T.is(d:container_inspect(sl).State.ExitCode, 42, "the stop signal was the one given (API " ..
   d:api_version() .. ")")
 d:container_start(sl)
+trapped(2)
 d:container_kill(sl, "TERM")
 T.is(d:container_wait(sl).status, 43, "container_kill sends the signal")
 T.raises(function() d:container_kill(sl) end, "conflict", "is not running", "kill a stopped container: conflict")

@@ -1,9 +1,14 @@
 -- `cork run escape-suite` against the private engine with the stand-in
 -- bundle: every network-layer attack blocked, the content-layer ones "not
--- applicable: stand-in bundle" (never "blocked"), exit 0, nothing left;
--- then a deliberately weakened bottle (tests/fixtures/escape: a user recipe
--- that undoes the docker recipe's seal) must be reported as an escape, with
--- the attack and the evidence, and exit 1.
+-- applicable: stand-in bundle" (never "blocked"), exit 0, nothing left of
+-- either bottle; then a deliberately weakened bottle (tests/fixtures/escape:
+-- a user recipe that undoes the docker recipe's seal) must be reported as an
+-- escape, with the attack and the evidence, and exit 1. On the plain engine
+-- (no iptables) the stock run and the weakened bottle's second run have the
+-- host forwarding IPv4: sealed, everything still holds; unsealed, Docker
+-- 20.10's embedded DNS forwards from the agent's own namespace, so the
+-- exfiltration name reaches the canary resolver (attack 4), and the agent
+-- reaches the second bottle's bundle (attack 8).
 local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
 local H = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/docker_test.lua")
 local R = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/recipe_test.lua")
@@ -22,9 +27,9 @@ local function home(name)
   return h
 end
 
-local function leftovers(h, slug)
+local function leftovers(h, slug, slug2)
   local left = {}
-  for _, f in ipairs({ "cork.bottle=escape", "cork.role=canary", slug and ("cork.slug=" .. slug) or nil }) do
+  for _, f in ipairs({ "cork.bottle=escape", "cork.role=canary", "cork.slug=" .. (slug or "-"), "cork.slug=" .. (slug2 or "-") }) do
     for _, c in ipairs(d:containers({ all = true, filters = { label = { f } } })) do left[#left + 1] = "container " .. c.Names[1] end
     for _, n in ipairs(d:networks({ filters = { label = { f } } })) do left[#left + 1] = "network " .. n.Name end
   end
@@ -36,7 +41,8 @@ local function leftovers(h, slug)
   return table.concat(left, "; ")
 end
 
-local NETWORK = { ["1"] = true, ["2"] = true, ["6"] = true, ["7"] = true, ["8"] = true, ["9"] = true, ["10"] = true }
+local NETWORK = { ["1"] = true, ["2"] = true, ["4"] = true, ["4r"] = true, ["6"] = true, ["7"] = true, ["8"] = true,
+  ["9"] = true, ["10"] = true }
 local CONTENT = { ["1p"] = true, ["2p"] = true, ["3"] = true, ["5"] = true }
 
 local function by_id(events)
@@ -45,10 +51,28 @@ local function by_id(events)
   return t
 end
 
--- 1. the stock docker recipe and the stand-in bundle: everything holds -----
+-- The host forwarding IPv4 with no iptables (a router-like host, where
+-- Docker's --internal alone would leak): the engine's namespace is made to
+-- forward for one run, and put back however the run ends. Only on the plain
+-- engine, as root, in a namespace that does not forward already.
+local can_forward = cork.core.uid() == 0 and os.getenv("CORK_DOCKERD_SHAPE") ~= "iptables"
+  and cork.fs.read("/proc/sys/net/ipv4/ip_forward"):match("%d") == "0"
+local function forwarding(fn, ...)
+  if not can_forward then return fn(...) end
+  local function forward(v) local f = assert(io.open("/proc/sys/net/ipv4/ip_forward", "w")); f:write(v); f:close() end
+  forward("1\n")
+  local res = table.pack(pcall(fn, ...))
+  forward("0\n")
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+-- 1. the stock docker recipe and the stand-in bundle: everything holds, on
+--    the plain engine with the host forwarding (so that the seal alone holds
+--    what test 2 shows leaking without it) -----------------------------------
 do
   local h = home("escape-ok")
-  local r = R.cork(h, { "run", "escape-suite" })
+  local r = forwarding(R.cork, h, { "run", "escape-suite" }, nil, 300)
   local res = R.find(r.events, { event = "escape_result" })[1] or {}
   local at = by_id(r.events)
   T.is(r.status, 0, "cork run escape-suite: exit 0", r.stderr)
@@ -67,10 +91,17 @@ do
   T.is(#(res.left or { "?" }), 0, "the suite found nothing left behind")
   T.ok(not r.stdout:find("cork-escape-egress-", 1, true) and not r.stderr:find("cork-escape-egress-", 1, true),
     "the planted egress token is never printed")
-  T.is(leftovers(h, res.slug), "", "nothing left: containers, networks, state, host canaries")
+  T.ok(res.neighbour_slug and res.neighbour_slug ~= res.slug, ("a second bottle was launched (%s)"):format(tostring(res.neighbour_slug)))
+  T.is(leftovers(h, res.slug, res.neighbour_slug), "", "nothing left of either bottle: containers, networks, state, host canaries")
+  local said = {}
+  for _, e in ipairs(R.find(r.events, { event = "info" })) do said[#said + 1] = e.msg or "" end
+  said = table.concat(said, "\n")
+  T.like(said, "canary dns: container [^ ]+ on 203%.0%.113%.%d+:8080", "the canary resolver is on a TEST-NET-3 address")
+  T.like(said, "canary neighbour_bundle: the second bottle's bundle cork%-" .. (res.neighbour_slug or "?"):gsub("%-", "%%-")
+    .. "%-bundle %(%d+%.%d+%.%d+%.%d+:8888 ", "attack 8's outside check: the second bottle's bundle, each address and port")
   local steps = {}
   for _, e in ipairs(R.find(r.events, { event = "step" })) do steps[#steps + 1] = e.name or e.step end
-  T.like(table.concat(steps, " "), "escape%-images escape%-launch network .* seal provision escape%-canaries escape%-attacks escape%-teardown",
+  T.like(table.concat(steps, " "), "escape%-images escape%-launch network .* seal provision escape%-launch%-neighbour network .* seal provision escape%-canaries escape%-attacks escape%-teardown",
     "the steps, in order")
 end
 
@@ -78,7 +109,7 @@ end
 do
   local h = home("escape-weak")
   h.env.CORK_PATH = os.getenv("CORK_ROOT") .. "/tests/fixtures/escape"
-  local r = R.cork(h, { "run", "escape-suite", "--recipe", "docker-unsealed" })
+  local r = R.cork(h, { "run", "escape-suite", "--recipe", "docker-unsealed" }, nil, 300)
   local res = R.find(r.events, { event = "escape_result" })[1] or {}
   local at = by_id(r.events)
   T.is(r.status, 1, "the weakened bottle: exit 1", r.stderr)
@@ -88,12 +119,34 @@ do
   local ev = table.concat(e7.evidence or {}, "; ")
   T.like(ev, "canary host_gateway %(%d+%.%d+%.%d+%.%d+:%d+%) logged: ", "with the outside canary's evidence: " .. ev)
   T.like(ev, "the agent: %d+%.%d+%.%d+%.%d+:%d+ answered: HTTP/", "and the agent's own")
-  T.is((at["8"] or {}).escaped ~= nil, true, "attack 8 still reported")
-  local human = cork.proc.run({ R.bin, "run", "escape-suite", "--recipe", "docker-unsealed" }, { env = h.env, timeout = 120 })
+  -- Attacks 4 and 8 with the seal undone, as this engine has it: the plain
+  -- engine does not forward (a name Docker's embedded DNS forwards leaves
+  -- from the agent's namespace and dies at the host), the iptables one drops
+  -- what leaves an internal network. Either way the canaries saw nothing.
+  T.is((at["4"] or {}).verdict, "blocked", "unsealed, attack 4 (DNS through Docker's embedded DNS): blocked by this engine",
+    table.concat((at["4"] or {}).evidence or {}, "; "))
+  T.is((at["8"] or {}).verdict, "blocked", "unsealed, attack 8 (the second bottle's bundle): blocked by this engine",
+    table.concat((at["8"] or {}).evidence or {}, "; "))
+  T.is(leftovers(h, res.slug, res.neighbour_slug), "", "nothing left after a failing run either")
+  -- For a human, and on the plain engine with the host forwarding IPv4 (an
+  -- engine without iptables on a router-like host): attack 4 escapes through
+  -- Docker's embedded DNS alone (the agent asks 127.0.0.11 only; the canary
+  -- resolver, its upstream, receives the forwarded query), and attack 8
+  -- reaches the second bottle's bundle. Forwarding is put back however this ends.
+  local human = forwarding(cork.proc.run, { R.bin, "run", "escape-suite", "--recipe", "docker-unsealed" }, { env = h.env, timeout = 300 })
   T.is(human.status, 1, "for a human: exit 1 too")
   T.like(human.stderr, "attack 7 %(the host[^)]*%): ESCAPED: canary host_gateway", "says which attack escaped, with evidence")
   T.like(human.stderr, "the bottle did NOT hold: %d+ attack%(s%) escaped", "and the summary")
-  T.is(leftovers(h, res.slug), "", "nothing left after a failing run either")
+  if can_forward then
+    T.like(human.stderr, "attack 4 %(DNS exfiltration through the agent's own resolvers[^\n]*%): ESCAPED: canary resolver "
+      .. "%(203%.0%.113%.%d+:53%) received %d+ packet%(s%)\n",
+      "host forwarding: attack 4 escaped through Docker's embedded DNS, seen by the canary resolver alone")
+    T.like(human.stderr, "attack 8 %(neighbours[^\n]*%): ESCAPED: canary neighbour_bundle %([^)]*%) received %d+ packet%(s%)",
+      "host forwarding: attack 8 reached the second bottle's bundle, seen from its counters")
+  else
+    T.skip("the forwarding case: needs root, the plain engine and a host namespace that does not forward", 2)
+  end
+  T.ok(not human.stderr:find("attack 4 [^\n]*cork%-escape%-agent%-"), "the planted secret is not in attack 4's evidence")
 end
 
 -- 3. usage -------------------------------------------------------------------

@@ -53,7 +53,7 @@ local spec = {
   name = "c1", image = "img", cmd = {}, entrypoint = { "/init", 5 }, env = { B = "2", A = "1" },
   labels = {}, user = "1000", workdir = "/w", hostname = "h", stop_signal = "SIGINT", stop_timeout = 3.7,
   tty = true, open_stdin = true, cap_drop = { "ALL" }, cap_add = {}, security_opt = { "no-new-privileges" },
-  extra_hosts = {}, read_only_rootfs = true, init = true, auto_remove = true, memory = 1e9, pids_limit = 64,
+  extra_hosts = {}, dns = { "10.9.8.7" }, read_only_rootfs = true, init = true, auto_remove = true, memory = 1e9, pids_limit = 64,
   tmpfs = { "/tmp", ["/run"] = "size=1m" },
   mounts = { { source = "/a", target = "/b", read_only = true }, { type = "tmpfs", target = "/t" } },
   ports = { { container_port = 8888, host_ip = "127.0.0.17" }, { container_port = "53/udp", host_port = 5353 },
@@ -68,7 +68,7 @@ T.is(#nets, 2, "both networks normalized")
 local text = enc(body)
 for _, want in ipairs({ '"Cmd":[]', '"CapAdd":[]', '"ExtraHosts":[]', '"Labels":{}', '"Entrypoint":["/init","5"]',
   '"Env":["A=1","B=2"]', '"StopTimeout":3', '"Memory":1000000000', '"PidsLimit":64', '"NetworkMode":"net-a"',
-  '"net-a":{}', '"IPv4Address":"10.2.0.5"', '"Aliases":["bee"]', '"ReadonlyRootfs":true' }) do
+  '"net-a":{}', '"IPv4Address":"10.2.0.5"', '"Aliases":["bee"]', '"ReadonlyRootfs":true', '"Dns":["10.9.8.7"]' }) do
   T.ok(text:find(want, 1, true), "create body has " .. want, "  body: " .. text)
 end
 local b = json.decode(text)

@@ -15,7 +15,7 @@ local _ <close> = setmetatable({}, { __close = function() cork.fs.remove(dir, { 
 local all = escape.load()
 local ids = {}
 for _, a in ipairs(all) do ids[#ids + 1] = a.id end
-T.is(table.concat(ids, " "), "1 1p 2 2p 3 5 6 7 8 9 10", "the built-in attacks, in id order")
+T.is(table.concat(ids, " "), "1 1p 2 2p 3 4 4r 5 6 7 8 9 10", "the built-in attacks, in id order")
 for _, a in ipairs(all) do
   T.ok(a.stops and a.stops ~= "", ("attack %s says what stops it"):format(a.id))
   if a.layer == "content" then T.is(a.requires, "filtering bundle", ("content attack %s requires a filtering bundle"):format(a.id))
@@ -27,7 +27,9 @@ cork.fs.write(dir .. "/11-mine.lua", 'return { id = 11, name = "mine", layer = "
 local more = escape.load({ dir = dir })
 T.is(more[#more].id, "11", "a user's attack is added, ordered by id")
 cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "bad", layer = "network", targets = { "the-moon" }, script = "true" }')
-T.raises(function() escape.load({ dir = dir }) end, "usage", "12%-bad%.lua: unknown target 'the%-moon'", "an unknown target: usage error naming the file")
+T.raises(function() escape.load({ dir = dir }) end, "usage",
+  "12%-bad%.lua: unknown target 'the%-moon' %(known: host_gateway, host_loopback, link_local, neighbour, neighbour_bundle, resolver%)",
+  "an unknown target: usage error naming the file and the known ones")
 cork.fs.write(dir .. "/12-bad.lua", 'return { id = 8, name = "dup", layer = "network", script = "true" }')
 T.raises(function() escape.load({ dir = dir }) end, "usage", "attack id 8 is taken", "a taken id: usage error")
 cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "sideways", script = "true" }')
@@ -37,6 +39,12 @@ cork.fs.remove(dir .. "/12-bad.lua")
 -- verdicts
 local by = {}
 for _, a in ipairs(all) do by[a.id] = a end
+-- attack 4 aims at the canary resolver; 8 at the second bottle's bundle too
+T.same(by["4"].targets, { "resolver" }, "attack 4: the canary resolver is its outside check")
+T.same(by["4r"].targets, { "resolver" }, "attack 4r: asks the canary resolver directly")
+T.same(by["8"].targets, { "neighbour_bundle", "neighbour" }, "attack 8: the second bottle's bundle and the neighbour")
+T.like(by["4"].script, "127%.0%.0%.11", "attack 4 asks Docker's embedded DNS")
+T.like(by["8"].script, "%$ENDPOINTS", "attack 8 tries every endpoint of its target")
 local sec = { egress_token = "EGRESS-xyz", agent_secret = "AGENT-abc" }
 local v = escape.verdict(by["3"], { standin = true })
 T.is(v.verdict, "not applicable: stand-in bundle", "content attack on the stand-in: not applicable")
@@ -66,7 +74,17 @@ local o = launch.parse({ { bottle = inline, env = { A = "1" } } }, "docker")
 T.is(o.env and o.env.A, "1", "launch table: env is handed to the launch")
 T.raises(function() launch.parse({ { bottle = inline, env = "x" } }, "docker") end, "usage", "env must be a table or a function",
   "launch table: a bad env is a usage error")
-T.raises(function() launch.parse({ { bottle = inline, other = 1 } }, "docker") end, "usage", "known: bottle, env",
+T.raises(function() launch.parse({ { bottle = inline, other = 1 } }, "docker") end, "usage", "known: bottle, env, dns",
   "launch table: unknown keys still refused")
+-- and its dns: the docker agent's upstream resolvers
+o = launch.parse({ { bottle = inline, dns = { "203.0.113.2" } } }, "docker")
+T.same(o.dns, { "203.0.113.2" }, "launch table: dns is handed to the launch")
+T.is(launch.parse({ { bottle = inline } }, "docker").dns, nil, "launch table: no dns, none (the stock recipe's behaviour)")
+for _, bad in ipairs({ "203.0.113.2", {}, { "resolver.example" }, { 7 } }) do
+  T.raises(function() launch.parse({ { bottle = inline, dns = bad } }, "docker") end, "usage",
+    "dns must be a non%-empty list of IP addresses", "launch table: a bad dns is a usage error")
+end
+T.raises(function() launch.parse({ { bottle = inline, dns = { "203.0.113.2" } } }, "smolmachines") end, "usage",
+  "dns is for the docker recipe only", "launch table: dns on smolmachines is a usage error")
 
 T.done()

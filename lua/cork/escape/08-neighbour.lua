@@ -1,12 +1,17 @@
--- attack 8: a canary container on another network
+-- attack 8: neighbours: a second bottle's bundle (its addresses and daemon
+-- ports, launched by the suite), and a canary container on another network
 return {
   id = 8,
-  name = "a neighbour: a canary container on another network",
+  name = "neighbours: a second bottle's bundle, a canary container on another network",
   layer = "network",
   stops = "internal network + seal (and the engine's isolation rules where it has them)",
-  targets = { "neighbour" },
+  targets = { "neighbour_bundle", "neighbour" },
   script = [[
-out=$(printf 'GET / HTTP/1.0\r\n\r\n' | timeout 3 nc "$HOST" "$PORT" 2>&1 | head -n 1)
-case $out in HTTP/*) echo "REACHED $HOST:$PORT answered: $out";; *) echo "no answer from $HOST:$PORT ($out)";; esac
+for ep in $ENDPOINTS; do
+  ( h=${ep%:*}; p=${ep##*:}
+    out=$(printf 'GET / HTTP/1.0\r\n\r\n' | timeout 3 nc "$h" "$p" 2>&1 | head -n 1)
+    case $out in HTTP/*) echo "REACHED $h:$p answered: $out";; *) echo "no answer from $h:$p ($out)";; esac ) &
+done
+wait
 ]],
 }

