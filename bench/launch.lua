@@ -4,7 +4,7 @@
 -- back to back from this process by bench/lib/replay.lua, with the same
 -- names, bodies and execs). Interleaved cycles; medians; ratios. Also the
 -- CPU and the peak RSS of the cork processes (cork.proc.run's rusage), and
--- where teardown's time goes, step by step (traced runs, apart from the
+-- where launch's and teardown's time goes, step by step (traced runs, apart from the
 -- timed ones). The images are cork.standin's (built once per engine).
 --   cork script bench/launch.lua [N=5] [PROFILE_RUNS=3]
 local N = tonumber(arg[1]) or 5
@@ -84,15 +84,21 @@ local subst = { [state_dir] = state_copy }
 local function floor_cycle()
   local ids = {}
   local c0 = os.clock()
-  local up = replay(d, rec_up.calls, { ids = ids, subst = subst })
+  local up, per_up = replay(d, rec_up.calls, { ids = ids, subst = subst })
   local down, per = replay(d, rec_down.calls, { ids = ids, subst = subst })
-  return up, down, os.clock() - c0, per
+  return up, down, os.clock() - c0, per, per_up
 end
 floor_cycle()   -- warm up the replay too
 
 local function median(t) local c = { table.unpack(t) }; table.sort(c); return c[(#c + 1) // 2] end
 local cu, cd, cc, fu, fd, fc, rss = {}, {}, {}, {}, {}, {}, {}
-local floor_steps = {}
+local floor_steps, floor_up_steps = {}, {}
+local function keep(into, per, i)
+  for k, p in ipairs(per) do
+    into[k] = into[k] or { name = p.name, ms = {} }
+    into[k].ms[i] = p.ms
+  end
+end
 for i = 1, N do
   local up, r = cork_run(UP)
   local sl = r.stdout:match("^(%S+)\n")
@@ -100,12 +106,10 @@ for i = 1, N do
   cu[i], cd[i] = up, down
   cc[i] = r.rusage.user + r.rusage.system + r2.rusage.user + r2.rusage.system
   rss[i] = r.rusage.max_rss
-  local per
-  fu[i], fd[i], fc[i], per = floor_cycle()
-  for k, p in ipairs(per) do
-    floor_steps[k] = floor_steps[k] or { name = p.name, ms = {} }
-    floor_steps[k].ms[i] = p.ms
-  end
+  local per, per_up
+  fu[i], fd[i], fc[i], per, per_up = floor_cycle()
+  keep(floor_steps, per, i)
+  keep(floor_up_steps, per_up, i)
 end
 local a, b, c = median(cu), median(cd), median(cc)
 local x, y, z = median(fu), median(fd), median(fc)
@@ -124,35 +128,98 @@ summary.ratio("docker recipe: launch to ready", "its Docker calls", a, x, 1.05)
 summary.ratio("docker recipe: teardown", "its Docker calls", b, y, 1.05)
 summary.value("peak RSS, cork run docker --detach", rss[#rss] * 1024, 10 * 2 ^ 20)
 
--- ---- where teardown's time goes ---------------------------------------------
--- P traced launch + down cycles (not the timed ones above): the down's steps
--- (medians), beside the floor's calls (medians over the timed cycles).
-local prof = {}
-local function add(name, ms)
-  for _, p in ipairs(prof) do if p.name == name then p.ms[#p.ms + 1] = ms; return end end
-  prof[#prof + 1] = { name = name, ms = { ms } }
+-- ---- where the peak RSS is ---------------------------------------------------
+-- One more launch through bench/lib/smaps.lua: /proc/self/smaps at the end
+-- of the command (where its VmHWM is reached: it says so when not), by
+-- mapping, in groups.
+do
+  local out = home .. "/smaps.json"
+  local a = { "-q", "script", root .. "/bench/lib/smaps.lua", out }
+  for _, x in ipairs(UP) do if x ~= "-q" then a[#a + 1] = x end end
+  local _, r = cork_run(a)
+  local m = json.decode(fs.read(out))
+  cork_run({ "-q", "down", r.stdout:match("^(%S+)\n") })
+  local groups = {
+    { "libcrypto, libssl (OpenSSL)", "^libcrypto%.so", "^libssl%.so" },
+    { "libc, libm, the loader", "^libc%.so", "^libm%.so", "^ld%-linux" },
+    { "cork, liblua, libyaml, lua-cjson", "^cork$", "^liblua5", "^libyaml" },
+    { "heap (Lua and malloc), stack, anonymous", "^%[" },
+  }
+  local sums, other = {}, { n = 0, kib = 0 }
+  for i = 1, #groups do sums[i] = 0 end
+  for _, e in ipairs(m.maps) do
+    local g
+    for i, grp in ipairs(groups) do
+      for k = 2, #grp do if e.name:find(grp[k]) then g = i; break end end
+      if g then break end
+    end
+    if g then sums[g] = sums[g] + e.rss else other.n, other.kib = other.n + 1, other.kib + e.rss end
+  end
+  print(("peak RSS of one `cork run docker --detach`, by mapping (VmHWM %d KiB, VmRSS at the end %d KiB, "
+    .. "Lua heap %d KiB)"):format(m.hwm_kib, m.rss_kib, m.lua_kib))
+  print(("  %-52s %6d KiB"):format(("libcurl and the %d libraries only it brings in"):format(other.n - 1), other.kib))
+  for i, grp in ipairs(groups) do print(("  %-52s %6d KiB"):format(grp[1], sums[i])) end
+  print("  the largest mappings (KiB resident, of which private):")
+  for i = 1, math.min(12, #m.maps) do
+    print(("    %6d %6d  %s"):format(m.maps[i].rss, m.maps[i].private, m.maps[i].name))
+  end
 end
+
+-- ---- where launch's and teardown's time goes ---------------------------------
+-- P traced launch + down cycles (not the timed ones above): each command's
+-- steps (medians), beside its floor's calls (per name: the sum in each timed
+-- cycle, medians over the cycles).
+local function profile() return { list = {} } end
+local function add(prof, name, ms)
+  for _, p in ipairs(prof.list) do if p.name == name then p.ms[#p.ms + 1] = ms; return end end
+  prof.list[#prof.list + 1] = { name = name, ms = { ms } }
+end
+local function account(prof, t, what)
+  add(prof, "process start (exec, loader, runtime)", t.start * 1e3)
+  local timed_ms = 0
+  for _, st in ipairs(t.steps) do
+    add(prof, ("%s (x%d)"):format(st.name, st.n), st.ms)
+    timed_ms = timed_ms + st.ms
+  end
+  add(prof, "Lua (" .. what .. ")", (t.t_end - t.t_start) * 1e3 - timed_ms)
+  add(prof, "process exit", t.exit * 1e3)
+  add(prof, "total (traced)", t.wall * 1e3)
+  -- what is cork's own: the wall time less the engine's (its Docker calls),
+  -- which at a high load varies more from run to run than all the rest
+  local engine_ms = 0
+  for _, st in ipairs(t.steps) do
+    if st.name:find("^docker ") then engine_ms = engine_ms + st.ms end
+  end
+  add(prof, "cork's own (total less its Docker calls)", t.wall * 1e3 - engine_ms)
+end
+local prof_up, prof_down = profile(), profile()
 for _ = 1, P do
   local t = traced(UP)
   local sl = t.stdout:match("^(%S+)\n")
   local dn = traced({ "down", sl })
-  add("process start (exec, loader, runtime)", dn.start * 1e3)
-  local timed_ms = 0
-  for _, st in ipairs(dn.steps) do
-    add(("%s (x%d)"):format(st.name, st.n), st.ms)
-    timed_ms = timed_ms + st.ms
+  account(prof_up, t, "modules, manifests, plan, journal, logic")
+  account(prof_down, dn, "modules, journal, logic")
+end
+local function show(title, prof, fsteps)
+  print(title)
+  for _, p in ipairs(prof.list) do print(("  cork   %-44s %8.1f ms"):format(p.name, median(p.ms))) end
+  local names, by = {}, {}
+  for _, p in ipairs(fsteps) do
+    if not by[p.name] then names[#names + 1] = p.name; by[p.name] = { n = 0, ms = {} } end
+    local b = by[p.name]
+    b.n = b.n + 1
+    for i = 1, N do b.ms[i] = (b.ms[i] or 0) + (p.ms[i] or 0) end
   end
-  add("Lua (modules, journal, logic)", (dn.t_end - dn.t_start) * 1e3 - timed_ms)
-  add("process exit", dn.exit * 1e3)
-  add("total (traced)", dn.wall * 1e3)
+  local ftotal = 0
+  for _, name in ipairs(names) do
+    local m = median(by[name].ms)
+    ftotal = ftotal + m
+    print(("  floor  %-44s %8.1f ms"):format(("docker %s (x%d)"):format(name, by[name].n), m))
+  end
+  print(("  floor  %-44s %8.1f ms"):format("total", ftotal))
 end
-print(("teardown, step by step: `cork down` (%d traced runs, medians) and its floor (%d timed cycles)"):format(P, N))
-for _, p in ipairs(prof) do print(("  cork   %-44s %8.1f ms"):format(p.name, median(p.ms))) end
-local ftotal = 0
-for _, p in ipairs(floor_steps) do
-  local m = median(p.ms)
-  ftotal = ftotal + m
-  print(("  floor  %-44s %8.1f ms"):format("docker " .. p.name, m))
-end
-print(("  floor  %-44s %8.1f ms"):format("total", ftotal))
+show(("launch, step by step: `cork run docker --detach` (%d traced runs, medians) and its floor (%d timed cycles)")
+  :format(P, N), prof_up, floor_up_steps)
+show(("teardown, step by step: `cork down` (%d traced runs, medians) and its floor (%d timed cycles)"):format(P, N),
+  prof_down, floor_steps)
 return 0

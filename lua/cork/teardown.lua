@@ -383,8 +383,9 @@ function M.down(slug, o)
       unreachable = true
     end
   end
-  -- a guard rule of the slug's that the journal did not know about
-  local guards = alias.guards(slug)
+  -- a guard rule of the slug's that the journal did not know about: not for
+  -- a docker bottle (that recipe adds no address, so no guard either)
+  local guards = not (st and st.backend == "docker") and alias.guards(slug) or {}
   if #guards > 0 then
     found_labelled = found_labelled + 1
     try("guard", ("(%d rules)"):format(#guards), function() alias.unguard(nil, slug); return true end)

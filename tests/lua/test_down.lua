@@ -127,4 +127,21 @@ do
   T.is(seen[3].grace, nil, "container_start: none")
 end
 
+-- a docker bottle's down does not look for alias guard rules (that recipe
+-- adds no address, so no guard: one iptables spawn less); a smolmachines
+-- bottle's does. A stand-in iptables on PATH notes each call.
+do
+  local bindir, calls = dir .. "/bin", dir .. "/iptables-calls"
+  fs.mkdir(bindir, 448)
+  fs.write(bindir .. "/iptables", "#!/bin/sh\necho \"$*\" >> " .. calls .. "\nexit 0\n", { mode = 493 })
+  local path = bindir .. ":" .. os.getenv("PATH")
+  journal("dkb-bbb222", { { op = "begin", slug = "dkb-bbb222", backend = "docker", pid = 999999, ts = 1 } })
+  run({ "down", "dkb-bbb222" }, { PATH = path })
+  T.ok(not fs.exists(calls), "down of a docker bottle: iptables is not run")
+  journal("smb-ccc333", { { op = "begin", slug = "smb-ccc333", backend = "smolmachines", pid = 999999, ts = 1 } })
+  run({ "down", "smb-ccc333" }, { PATH = path })
+  T.like(fs.exists(calls) and fs.read(calls) or "", "%-t raw %-S PREROUTING",
+    "down of a smolmachines bottle: its stray guard rules are looked for")
+end
+
 T.done()
