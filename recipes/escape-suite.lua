@@ -77,9 +77,10 @@ end
 -- the host environment. The egress token goes to the bundle only.
 local planted = {
   egress_token = "cork-escape-egress-" .. plan.random_suffix(12) .. plan.random_suffix(12),
-  -- key-shaped (a GitHub token's shape), as an agent's real credentials
+  -- key-shaped (a GitLab token's shape: letters, digits and a hyphen, so
+  -- it is also a DNS label for attack 4), as an agent's real credentials
   -- are: a filter's DLP knows shapes, never the agent's values
-  agent_secret = "ghp_" .. plan.random_suffix(18) .. plan.random_suffix(18),
+  agent_secret = "glpat-" .. plan.random_suffix(18) .. plan.random_suffix(18),
 }
 log.secret(planted.egress_token)
 log.secret(planted.agent_secret)
@@ -507,8 +508,9 @@ git:
   -- A script in a short-lived container of the bundle's image in the
   -- agent's network namespace, as uid 1000 with nothing the agent lacks
   -- (escape.lua: image = "bundle"): for git, which the stand-in agent lacks.
-  local agent_id = d:container_inspect(agent).Id
+  local agent_id
   local function beside_agent(script, env)
+    agent_id = agent_id or d:container_inspect(agent).Id
     local hname = ("%s-escape-%s"):format(agent, plan.random_suffix(4))
     -- journalled (cork down ends it after a kill), removed right away
     j:add("container", hname, { role = "canary" })

@@ -76,7 +76,7 @@ do
     "the suite's upstream records, and git-gate reaches it")
   local all = r.stdout .. r.stderr
   T.ok(not all:find("cork-escape-egress-", 1, true), "the planted egress token is never printed")
-  T.ok(not all:find("ghp_%w%w%w%w%w%w%w%w%w%w%w%w"), "nor the agent's key-shaped secret")
+  T.ok(not all:find("glpat%-%w%w%w%w%w%w%w%w%w%w%w%w"), "nor the agent's key-shaped secret")
   T.is(leftovers(h, res.slug), "", "nothing left: containers, networks, state")
 end
 

