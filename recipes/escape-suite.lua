@@ -1,9 +1,14 @@
 -- escape-suite: every known way out of a bottle, tried from inside its agent
 --
--- usage: cork run escape-suite [--backend docker] [--bundle-image REF]
---                              [--recipe NAME] [--attacks DIR] [--json]
+-- usage: cork run escape-suite [--backend docker|smolmachines] [--bundle-image REF]
+--                              [--from FILE.smolmachine] [--recipe NAME]
+--                              [--attacks DIR] [--json]
 --
---   --backend docker     the backend to attack (smolmachines: not yet)
+--   --backend B          the backend to attack: docker (default; the agent in
+--                        a container) or smolmachines (the agent in a smolvm
+--                        VM: smolvm 1.9 or later, or the stand-in)
+--   --from FILE          smolmachines: the packed VM to boot (default: what
+--                        `cork run prepare` packed from the agent image)
 --   --bundle-image REF   the bundle to launch (default: the stand-in bundle,
 --                        which filters nothing: content-layer attacks are then
 --                        "not applicable: stand-in bundle")
@@ -19,10 +24,15 @@
 -- the first one's agent attacks), starts canaries of its own (a container on
 -- a network of its own, one on a link-local network, a canary resolver on a
 -- TEST-NET-3 address, servers on the host's 127.0.0.1 and on the agent
--- network's gateway address), runs each attack inside the agent as the
--- agent's user, and checks every canary from outside. Both agents' upstream
--- DNS is the canary resolver (the launch option table's dns): a name that
--- Docker's embedded DNS forwards can only go there. Traffic goes only to
+-- network's gateway address; for smolmachines also a server on the host's
+-- 127.0.0.1 that the guest dials through smolvm's gateway 100.96.0.1, and
+-- the bundle network's gateway as the host address), runs each attack
+-- inside the agent as the agent's user (smolmachines: inside the VM,
+-- through `smolvm machine exec`), and checks every canary from outside.
+-- Both agents' upstream DNS is the canary resolver (docker: the launch
+-- option table's dns, a name that Docker's embedded DNS forwards can only
+-- go there; smolmachines: the smolvm stand-in's DNS forwarder is pointed at
+-- it through the launch option table's smolvm_env). Traffic goes only to
 -- loopback and to what the suite itself created. Then it tears it all down
 -- and checks that nothing is left.
 -- Exit status: 0 every attack was blocked (or not applicable); 1 an attack
@@ -38,18 +48,19 @@ local recipes = require "cork.recipes"
 local standin = require "cork.standin"
 local escape = require "cork.escape"
 
-local USAGE = "cork run escape-suite [--backend docker] [--bundle-image REF] [--recipe NAME] [--attacks DIR] [--json]"
+local USAGE = "cork run escape-suite [--backend docker|smolmachines] [--bundle-image REF] [--from FILE.smolmachine] "
+  .. "[--recipe NAME] [--attacks DIR] [--json]"
 local opts, rest = args.parse({ ... }, { help = "boolean", backend = "string", bundle_image = "string",
-  recipe = "string", attacks = "string" }, { usage = USAGE })
+  recipe = "string", attacks = "string", from = "string" }, { usage = USAGE })
 if opts.help then print("usage: " .. USAGE); return 0 end
 if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], USAGE)) end
 local backend = opts.backend or "docker"
-if backend == "smolmachines" then
-  cork.error("usage", "escape-suite: the smolmachines backend is not covered yet (issue 13); use --backend docker")
-elseif backend ~= "docker" then
-  cork.error("usage", ("escape-suite: unknown backend '%s' (docker)"):format(backend))
+local smol = backend == "smolmachines"
+if backend ~= "docker" and not smol then
+  cork.error("usage", ("escape-suite: unknown backend '%s' (docker, smolmachines)\nusage: %s"):format(backend, USAGE))
 end
-local attacks = escape.load({ dir = opts.attacks })
+if opts.from and not smol then cork.error("usage", "escape-suite: --from is for --backend smolmachines") end
+local attacks = escape.load({ dir = opts.attacks, backend = backend })
 
 local d = require("cork.docker").connect()
 local ok_ping, perr = pcall(d.ping, d)
@@ -170,57 +181,30 @@ bundle:
   end
   if not dns_subnet then cork.error("escape", "no free /28 in 203.0.113.0/24 for the canary resolver") end
 
-  -- Both bottles: the same recipe, the same bottle, the same planted
-  -- secrets and the same upstream resolver (the canary). provision.steps is
-  -- the module's list, which a user recipe changes each time it runs: each
-  -- launch starts from the list as it was.
-  local base_steps = provision.list(provision.steps.items)
-  local function launch(which)
-    local got
-    provision.steps = provision.list(base_steps.items)
-    provision.steps:append({ name = "escape-slug", run = function(ctx) got = ctx.slug end })
-    local rc = recipes.run(opts.recipe or backend, { "--detach", { bottle = bottle.inline(BOTTLE, "escape", "<cork escape-suite bottle>.yaml"),
-      env = function(k) return ENV[k] or os.getenv(k) end, dns = { dns_subnet.bundle_ip } } })
-    provision.steps = base_steps
-    if rc ~= 0 or not got then
-      cork.error("escape", ("the %s recipe did not leave the %s bottle (status %s)"):format(opts.recipe or backend, which, rc))
-    end
-    return got
-  end
-  bottle.step("escape-launch", ("the %s recipe with the suite's bottle"):format(opts.recipe or backend))
-  s:defer(function()
-    if not slug then return end
-    log.info(("tearing down bottle %s (cork down)"):format(slug))
-    bottle.down(slug, { docker = d })
-  end)
-  slug = launch("first")
-  -- a second bottle: the neighbour whose bundle attack 8 aims at
-  bottle.step("escape-launch-neighbour", "a second bottle, the neighbour")
-  s:defer(function()
-    if not slug2 then return end
-    log.info(("tearing down the neighbour bottle %s (cork down)"):format(slug2))
-    bottle.down(slug2, { docker = d })
-  end)
-  slug2 = launch("neighbour")
-  local names = plan.names(slug)
-  local agent = names.agent
-  local j = journal.attach(slug)
-  local internal = d:network_inspect(names.internal_network)
-  local gateway = internal.IPAM and internal.IPAM.Config and internal.IPAM.Config[1]
-    and internal.IPAM.Config[1].Gateway or ""
-
-  -- Canaries. Containers and networks are journalled in the bottle's
-  -- journal: `cork down SLUG` ends them even after a kill -9 of the suite.
-  bottle.step("escape-canaries", "a neighbour container, a link-local container, a canary resolver, host servers")
-  local labels = { ["cork.slug"] = slug, ["cork.role"] = "canary", ["cork.escape"] = run_id }
+  -- Canary containers: a busybox httpd on a network of its own whose
+  -- counter (Ip InReceives) is read from outside. Made before the launch
+  -- (smolmachines: the resolver, at which the smolvm stand-in's gateway is
+  -- started pointing) they are journalled once the bottle's journal exists;
+  -- made after, at once. `cork down SLUG` ends them even after a kill -9.
+  local labels = { ["cork.role"] = "canary", ["cork.escape"] = run_id }
+  local j
   local targets = {}
   local function canary_container(role, subnet)
-    local cname, cnet = ("cork-%s-canary-%s"):format(slug, role), ("cork-%s-canary-%s-net"):format(slug, role)
-    j:add("network", cnet, { role = "canary" })
-    s:defer(function() bottle.remove.network(d, cnet, j) end)
+    local base = slug and ("cork-%s-canary-%s"):format(slug, role) or ("cork-escape-%s-canary-%s"):format(run_id, role)
+    local cname, cnet = base, base .. "-net"
+    if j then j:add("network", cnet, { role = "canary" }) end
+    -- made before the launch: the bottle's `cork down` removes it once it is
+    -- journalled there, so this only catches what that did not
+    local jj = j
+    local function gone(kind, name)
+      if jj then return false end
+      local ok, err = pcall(kind == "container" and d.container_inspect or d.network_inspect, d, name)
+      return not ok and cork.is_error(err, "not_found")
+    end
+    s:defer(function() if not gone("network", cnet) then bottle.remove.network(d, cnet, jj) end end)
     d:network_create({ name = cnet, labels = labels, subnet = subnet.subnet, gateway = subnet.gateway })
-    j:add("container", cname, { role = "canary" })
-    s:defer(function() bottle.remove.container(d, cname, j) end)
+    if j then j:add("container", cname, { role = "canary" }) end
+    s:defer(function() if not gone("container", cname) then bottle.remove.container(d, cname, jj) end end)
     d:container_create({ name = cname, image = standin.BUNDLE, labels = labels, init = true,
       entrypoint = { "/bin/sh", "-c", 'mkdir -p /tmp/www && echo canary > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www' },
       networks = { { name = cnet, ip = subnet.bundle_ip } } })
@@ -243,8 +227,85 @@ bundle:
     end
     log.info(("canary %s: container %s on %s:8080 (%s), records what arrives"):format(role, cname,
       subnet.bundle_ip, subnet.subnet))
-    return { kind = "container", name = cname, host = subnet.bundle_ip, port = 8080 }
+    return { kind = "container", name = cname, net = cnet, host = subnet.bundle_ip, port = 8080 }
   end
+  if smol then
+    -- smolvm's gateway forwards the DNS queries its filter lets through to
+    -- the host's resolver; the stand-in's is this canary (a real smolvm
+    -- ignores FAKE_SMOLVM_RESOLVER: there the verdict rests on the agent
+    -- getting no answer). It exists before the gateway that may dial it.
+    bottle.step("escape-resolver", "a canary resolver, before the launch")
+    targets.resolver = canary_container("dns", dns_subnet)
+    targets.resolver.port = 53
+  end
+
+  -- Both bottles: the same recipe, the same bottle, the same planted
+  -- secrets and the same upstream resolver (the canary). provision.steps is
+  -- the module's list, which a user recipe changes each time it runs: each
+  -- launch starts from the list as it was.
+  local base_steps = provision.list(provision.steps.items)
+  local function launch(which)
+    local got, gctx
+    provision.steps = provision.list(base_steps.items)
+    provision.steps:append({ name = "escape-slug", run = function(ctx) got = ctx.slug; gctx = ctx end })
+    local largs = { "--detach" }
+    if opts.from then largs[#largs + 1] = "--from"; largs[#largs + 1] = opts.from end
+    largs[#largs + 1] = { bottle = bottle.inline(BOTTLE, "escape", "<cork escape-suite bottle>.yaml"),
+      env = function(k) return ENV[k] or os.getenv(k) end,
+      dns = not smol and { dns_subnet.bundle_ip } or nil,
+      smolvm_env = smol and { FAKE_SMOLVM_RESOLVER = dns_subnet.bundle_ip .. ":53" } or nil }
+    local rc = recipes.run(opts.recipe or backend, largs)
+    provision.steps = base_steps
+    if rc ~= 0 or not got then
+      cork.error("escape", ("the %s recipe did not leave the %s bottle (status %s)"):format(opts.recipe or backend, which, rc))
+    end
+    return got, gctx
+  end
+  local function down(sl)
+    bottle.down(sl, { docker = d, smolvm = smol and function() return require("cork.smolvm").driver() end or nil })
+  end
+  local guest
+  bottle.step("escape-launch", ("the %s recipe with the suite's bottle"):format(opts.recipe or backend))
+  s:defer(function()
+    if not slug then return end
+    log.info(("tearing down bottle %s (cork down)"):format(slug))
+    down(slug)
+  end)
+  slug, guest = launch("first")
+  -- a second bottle: the neighbour whose bundle attack 8 aims at
+  bottle.step("escape-launch-neighbour", "a second bottle, the neighbour")
+  s:defer(function()
+    if not slug2 then return end
+    log.info(("tearing down the neighbour bottle %s (cork down)"):format(slug2))
+    down(slug2)
+  end)
+  slug2 = launch("neighbour")
+  local names = plan.names(slug)
+  local agent = names.agent
+  j = journal.attach(slug)
+  labels["cork.slug"] = slug
+  if targets.resolver then
+    j:add("network", targets.resolver.net, { role = "canary" })
+    j:add("container", targets.resolver.name, { role = "canary" })
+  end
+  -- $GATEWAY: the agent's gateway (docker: the internal network's, which is
+  -- also a host address; smolmachines: smolvm's 100.96.0.1). The host
+  -- address canary: docker the internal network's gateway, smolmachines the
+  -- bundle network's (a host address off the VM's allowlist).
+  local gateway, host_addr
+  if smol then
+    gateway = require("cork.smolvm").driver():capabilities().host_from_guest or "100.96.0.1"
+    host_addr = guest.plan.network.gateway or ""
+  else
+    local internal = d:network_inspect(names.internal_network)
+    gateway = internal.IPAM and internal.IPAM.Config and internal.IPAM.Config[1]
+      and internal.IPAM.Config[1].Gateway or ""
+    host_addr = gateway
+  end
+
+  -- Canaries. Containers and networks are journalled in the bottle's
+  -- journal: `cork down SLUG` ends them even after a kill -9 of the suite.
+  bottle.step("escape-canaries", "a neighbour container, a link-local container, a canary resolver, host servers")
   local taken = plan.docker_subnets(d)
   targets.neighbour = canary_container("neighbour", plan.pick_subnet(slug .. "-canary", taken))
   -- a link-local /28 of its own (never 169.254.169.254 itself: the suite
@@ -265,8 +326,10 @@ bundle:
   -- The stand-in image's busybox has no DNS server (no dnsd applet in
   -- Debian's busybox-static): it answers nothing, and its counters record
   -- any query that arrives (one forwarded by Docker's embedded DNS too).
-  targets.resolver = canary_container("dns", dns_subnet)
-  targets.resolver.port = 53
+  if not smol then
+    targets.resolver = canary_container("dns", dns_subnet)
+    targets.resolver.port = 53
+  end
 
   -- the neighbour bottle's bundle: every address it has (one per network)
   -- and every daemon port of the contract, and whatever it publishes on the
@@ -321,7 +384,7 @@ bundle:
             cork.sleep(0.025)
           end
           if base == 0 then cork.error("escape", ("the host canary on %s:%d logs nothing"):format(addr, port)) end
-          return { kind = "host", log = logf, base = base, host = addr, port = port, proc = p }
+          return { kind = "host", log = logf, base = base, host = addr, at = addr, port = port, proc = p }
         end
         if not p:running() then break end
         cork.sleep(0.05)
@@ -331,7 +394,12 @@ bundle:
     cork.error("escape", ("could not start the host canary on %s"):format(addr))
   end
   targets.host_loopback = host_canary("host_loopback", "127.0.0.1")
-  if gateway ~= "" then targets.host_gateway = host_canary("host_gateway", gateway) end
+  if host_addr ~= "" then targets.host_gateway = host_canary("host_gateway", host_addr) end
+  if smol then
+    -- the host's 127.0.0.1 as the guest reaches it: through smolvm's gateway
+    targets.smol_gateway = host_canary("smol_gateway", "127.0.0.1")
+    targets.smol_gateway.host = gateway
+  end
 
   local function hits_of(names_)
     local hits = {}
@@ -347,7 +415,8 @@ bundle:
         local text = cork.fs.read(t.log) or ""
         local new = text:sub(t.base + 1)
         if new:find("%S") then
-          hits[#hits + 1] = ("canary %s (%s:%d) logged: %s"):format(tn, t.host, t.port, (new:match("[^\n]+")))
+          hits[#hits + 1] = ("canary %s (%s:%d%s) logged: %s"):format(tn, t.host, t.port,
+            t.at ~= t.host and (", on the host's " .. t.at) or "", (new:match("[^\n]+")))
         end
         t.base = #text
       end
@@ -356,7 +425,7 @@ bundle:
   end
   -- baselines, taken once the canaries' own proofs have stopped arriving (a
   -- late packet of the proof request counted against attack 7 otherwise)
-  local all = { "neighbour", "link_local", "resolver", "neighbour_bundle", "host_loopback", "host_gateway" }
+  local all = { "neighbour", "link_local", "resolver", "neighbour_bundle", "host_loopback", "host_gateway", "smol_gateway" }
   hits_of(all)
   for _ = 1, 10 do
     cork.sleep(0.3)
@@ -366,7 +435,7 @@ bundle:
   bottle.step("escape-attacks", ("%d attacks from inside the agent"):format(#attacks))
   for _, a in ipairs(attacks) do
     local out, hits = {}, {}
-    local ran = a.script and not (a.requires == "filtering bundle" and standin_bundle)
+    local ran = a.script and not a.not_applicable and not (a.requires == "filtering bundle" and standin_bundle)
     if ran then
       local tlist = #a.targets > 0 and a.targets or { false }
       for _, tn in ipairs(tlist) do
@@ -374,9 +443,18 @@ bundle:
         if tn and not t then
           out[#out + 1] = ("(target %s: none on this engine)"):format(tn)
         else
-          local r = d:exec(agent, { "sh", "-c", a.script }, { user = "agent",
-            env = { "HOST=" .. (t and t.host or ""), "PORT=" .. tostring(t and t.port or ""), "GATEWAY=" .. gateway,
-              "ENDPOINTS=" .. (t and (t.endpoints and table.concat(t.endpoints, " ") or (t.host .. ":" .. t.port)) or "") } })
+          local eps = t and (t.endpoints and table.concat(t.endpoints, " ") or (t.host .. ":" .. t.port)) or ""
+          local r
+          if smol then
+            -- inside the VM (the stand-in: its chroot in the guest's network
+            -- namespace, behind its gateway), as the agent, with the agent's env
+            r = guest:exec({ "sh", "-c", a.script }, { user = guest.provider.user, check = false,
+              env = { HOST = t and t.host or "", PORT = tostring(t and t.port or ""), GATEWAY = gateway, ENDPOINTS = eps } })
+          else
+            r = d:exec(agent, { "sh", "-c", a.script }, { user = "agent",
+              env = { "HOST=" .. (t and t.host or ""), "PORT=" .. tostring(t and t.port or ""), "GATEWAY=" .. gateway,
+                "ENDPOINTS=" .. eps } })
+          end
           out[#out + 1] = r.stdout .. (r.stderr or "")
           for _, h in ipairs(hits_of(a.targets)) do hits[#hits + 1] = h end
         end
@@ -413,13 +491,22 @@ if slug then
   for _, sl in ipairs({ slug, slug2 }) do
     if cork.fs.exists(journal.dir(sl)) then left[#left + 1] = "state dir " .. journal.dir(sl) end
   end
+  if smol then
+    local ok, vms = pcall(function() return require("cork.smolvm").driver():ls() end)
+    for _, sl in ipairs({ slug, slug2 }) do
+      for _, m in ipairs(ok and vms or {}) do
+        if m.name == plan.names(sl).vm then left[#left + 1] = "VM " .. m.name end
+      end
+      for _, rule in ipairs(require("cork.alias").guards(sl)) do left[#left + 1] = "alias guard " .. rule end
+    end
+  end
 end
 local escaped, errors, na = 0, 0, 0
 for _, r in ipairs(results) do
   if r.escaped then escaped = escaped + 1 elseif r.error then errors = errors + 1
   elseif r.verdict ~= "blocked" then na = na + 1 end
 end
-log.event("escape_result", { slug = slug, neighbour_slug = slug2, attacks = #results, escaped = escaped, errors = errors,
+log.event("escape_result", { slug = slug, neighbour_slug = slug2, backend = backend, attacks = #results, escaped = escaped, errors = errors,
   not_applicable = na, left = left })
 if #left > 0 then log.warn("left behind: " .. table.concat(left, ", ")) else log.info("left behind: nothing") end
 if escaped == 0 and errors == 0 and #left == 0 then

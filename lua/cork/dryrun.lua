@@ -63,7 +63,7 @@ end
 
 function M.smolvm(opts)
   local smolvm = require "cork.smolvm"
-  local real = smolvm.driver()
+  local real = smolvm.driver({ env = opts.smolvm_env })
   if not opts.dry_run then return real end
   local rec = M.recorder("smolvm", real, { version = true, capabilities = true, ls = true, status = true },
     { exec = { status = 0, stdout = "", stderr = "" }, wait_ready = { attempts = 1, elapsed = 0 },

@@ -36,6 +36,19 @@
 --             the script's output
 --   sanity    planted secrets that must show up (else the script's dump did
 --             not work: verdict "error")
+--   backends  the backends it applies to (default: all, M.BACKENDS); on
+--             another the verdict is "not applicable: <backend> only"
+--   docker, smolmachines
+--             what differs on that backend: a table of any of stops,
+--             targets, script, secrets, sanity (replacing the attack's own),
+--             or { not_applicable = "why" } (verdict "not applicable: why")
+-- Targets on smolmachines (the guest reaches the host through smolvm's
+-- gateway): host_loopback is dialled at 127.0.0.1 (the guest's own
+-- loopback), smol_gateway at 100.96.0.1 (which smolvm relays to the host's
+-- 127.0.0.1: the same kind of canary there), host_gateway is a host address
+-- off the allowlist (the bundle network's gateway), and resolver a canary
+-- container that smolvm's DNS forwarder would reach (the stand-in's
+-- FAKE_SMOLVM_RESOLVER; $HOST is its address, off the allowlist).
 -- Whether a canary recorded anything (the check from outside) decides as
 -- much as what the script says.
 local cork = require "cork"
@@ -43,8 +56,11 @@ local cork = require "cork"
 local M = {}
 
 M.TARGETS = { neighbour = true, host_loopback = true, host_gateway = true, link_local = true, resolver = true,
-  neighbour_bundle = true }
+  neighbour_bundle = true, smol_gateway = true }
+M.BACKENDS = { "docker", "smolmachines" }
 M.STANDIN_NA = "not applicable: stand-in bundle"
+local PER_BACKEND = { stops = true, targets = true, script = true, secrets = true, sanity = true,
+  not_applicable = true }
 
 local function check(a, where)
   local function bad(msg) cork.error("usage", ("%s: %s"):format(where, msg)) end
@@ -54,7 +70,7 @@ local function check(a, where)
   if a.layer ~= "network" and a.layer ~= "content" then bad("layer must be \"network\" or \"content\"") end
   if a.requires ~= nil and a.requires ~= "filtering bundle" then bad("requires must be \"filtering bundle\"") end
   if a.script ~= nil and type(a.script) ~= "string" then bad("script must be a string") end
-  if a.script == nil and a.requires == nil then bad("an attack needs a script (or requires = \"filtering bundle\")") end
+  if a.script == nil and a.requires == nil and a.not_applicable == nil then bad("an attack needs a script (or requires = \"filtering bundle\", or not_applicable)") end
   for _, t in ipairs(a.targets or {}) do
     if not M.TARGETS[t] then
       local known = {}
@@ -62,6 +78,9 @@ local function check(a, where)
       table.sort(known)
       bad(("unknown target '%s' (known: %s)"):format(t, table.concat(known, ", ")))
     end
+  end
+  if a.not_applicable ~= nil and (type(a.not_applicable) ~= "string" or a.not_applicable == "") then
+    bad("not_applicable must be a non-empty string (why)")
   end
   a.id = tostring(a.id)
   a.targets = a.targets or {}
@@ -71,13 +90,67 @@ local function check(a, where)
   return a
 end
 
+local function is_backend(b)
+  for _, x in ipairs(M.BACKENDS) do if x == b then return true end end
+  return false
+end
+
+-- resolve(raw, backend) -> the attack as it runs on backend: the backend's
+-- field over the attack's own, or not_applicable set
+function M.resolve(raw, backend, where)
+  where = where or tostring(raw.id)
+  local function bad(msg) cork.error("usage", ("%s: %s"):format(where, msg)) end
+  if raw.backends ~= nil then
+    if type(raw.backends) ~= "table" or #raw.backends == 0 then bad("backends must be a list of backend names") end
+    for _, b in ipairs(raw.backends) do
+      if not is_backend(b) then bad(("unknown backend '%s' in backends (known: %s)"):format(tostring(b), table.concat(M.BACKENDS, ", "))) end
+    end
+  end
+  local a = {}
+  for k, v in pairs(raw) do if not is_backend(k) then a[k] = v end end
+  for _, b in ipairs(M.BACKENDS) do
+    local o = raw[b]
+    if o ~= nil then
+      if type(o) ~= "table" then bad(("%s must be a table (what differs on that backend)"):format(b)) end
+      for k in pairs(o) do
+        if not PER_BACKEND[k] then
+          bad(("%s.%s: not a per-backend field (stops, targets, script, secrets, sanity, not_applicable)"):format(b, tostring(k)))
+        end
+      end
+    end
+  end
+  for k, v in pairs(raw[backend] or {}) do a[k] = v end
+  if raw.backends then
+    local on = false
+    for _, b in ipairs(raw.backends) do if b == backend then on = true end end
+    if not on then a.not_applicable = a.not_applicable or (table.concat(raw.backends, ", ") .. " only") end
+  end
+  a.backend = backend
+  return a
+end
+
 local function key(a)
   local n, rest = a.id:match("^(%d+)(.*)$")
   return n and ("%06d%s"):format(tonumber(n), rest) or ("~" .. a.id)
 end
 
--- load([{dir = DIR}]) -> the attacks, built-in then DIR/*.lua, ordered by id
+-- load([{dir = DIR, backend = B}]) -> the attacks, built-in then DIR/*.lua,
+-- as they run on backend B (default docker; each is checked on every
+-- backend), ordered by id
 function M.load(opts)
+  local backend = opts and opts.backend or "docker"
+  if not is_backend(backend) then
+    cork.error("usage", ("unknown backend '%s' (known: %s)"):format(tostring(backend), table.concat(M.BACKENDS, ", ")))
+  end
+  local function check_all(raw, where)
+    if type(raw) ~= "table" then check(raw, where) end
+    local mine
+    for _, b in ipairs(M.BACKENDS) do
+      local a = check(M.resolve(raw, b, where), where)
+      if b == backend then mine = a end
+    end
+    return mine
+  end
   local list, seen = {}, {}
   local function add(a)
     if seen[a.id] then cork.error("usage", ("%s: attack id %s is taken (by %s)"):format(a.source, a.id, seen[a.id])) end
@@ -87,7 +160,7 @@ function M.load(opts)
   for _, p in ipairs(cork.core.embedded_list("lua/cork/escape/")) do
     if p:match("%.lua$") then
       local mod = "cork.escape." .. p:match("([^/]+)%.lua$")
-      add(check(require(mod), p))
+      add(check_all(require(mod), p))
     end
   end
   local dir = opts and opts.dir
@@ -100,7 +173,7 @@ function M.load(opts)
       local path = dir .. "/" .. f
       local chunk, err = loadfile(path, "t", setmetatable({}, { __index = _G }))
       if not chunk then cork.error("usage", err) end
-      add(check(chunk(), path))
+      add(check_all(chunk(), path))
     end
   end
   table.sort(list, function(x, y) return key(x) < key(y) end)
@@ -113,6 +186,9 @@ end
 --   r.hits     { "canary NAME recorded ...", ... } (the outside checks)
 --   r.secrets  { name = value } the planted secrets
 function M.verdict(a, r)
+  if a.not_applicable then
+    return { verdict = "not applicable: " .. a.not_applicable, escaped = false, evidence = {} }
+  end
   if a.requires == "filtering bundle" then
     if r.standin then return { verdict = M.STANDIN_NA, escaped = false, evidence = {} } end
     if not a.script then return { verdict = "untested: no script for a filtering bundle yet", escaped = false, evidence = {} } end

@@ -71,7 +71,8 @@ M.OPTIONS = {
 -- (docker only) dns = a list of addresses: the agent container's upstream
 -- resolvers, where Docker's embedded DNS forwards the names it does not
 -- know (else the engine host's resolvers; the escape suite points them at a
--- canary of its own). A command line is only strings, so `--bottle NAME`
+-- canary of its own), and smolvm_env = a table of extra env for every smolvm
+-- call. A command line is only strings, so `--bottle NAME`
 -- still loads from the operator's config dir and nowhere else.
 function M.parse(argv, backend, extra_usage)
   local usage = ("cork run %s --bottle NAME [--agent NAME] [--detach] [--dry-run] "
@@ -87,8 +88,8 @@ function M.parse(argv, backend, extra_usage)
   if #rest > 0 then cork.error("usage", ("unexpected argument '%s'\nusage: %s"):format(rest[1], usage)) end
   if given then
     for k in pairs(given) do
-      if k ~= "bottle" and k ~= "env" and k ~= "dns" then
-        cork.error("usage", ("unknown launch option table key '%s' (known: bottle, env, dns)"):format(k))
+      if k ~= "bottle" and k ~= "env" and k ~= "dns" and k ~= "smolvm_env" then
+        cork.error("usage", ("unknown launch option table key '%s' (known: bottle, env, dns, smolvm_env)"):format(k))
       end
     end
     if type(given.bottle) ~= "table" or not given.bottle.inline then
@@ -116,6 +117,17 @@ function M.parse(argv, backend, extra_usage)
       if not ok then cork.error("usage", "a launch option table's dns must be a non-empty list of IP addresses") end
       opts.dns = given.dns
     end
+    -- smolvm_env: extra env for every smolvm call of the launch (the escape
+    -- suite points the smolvm stand-in's DNS forwarder at its canary)
+    if given.smolvm_env ~= nil then
+      if type(given.smolvm_env) ~= "table" then cork.error("usage", "a launch option table's smolvm_env must be a table") end
+      for k, v in pairs(given.smolvm_env) do
+        if type(k) ~= "string" or type(v) ~= "string" then
+          cork.error("usage", "a launch option table's smolvm_env maps names to strings")
+        end
+      end
+    end
+    opts.smolvm_env = given.smolvm_env
     return opts
   end
   if not opts.bottle and not opts.agent then

@@ -149,12 +149,12 @@ do
   T.ok(not human.stderr:find("attack 4 [^\n]*cork%-escape%-agent%-"), "the planted secret is not in attack 4's evidence")
 end
 
--- 3. usage -------------------------------------------------------------------
+-- 3. usage (the smolmachines backend: test_escape_suite_smolmachines.lua) --
 do
   local h = home("escape-usage")
-  local r = cork.proc.run({ R.bin, "run", "escape-suite", "--backend", "smolmachines" }, { env = h.env })
-  T.is(r.status, 2, "--backend smolmachines: a usage error (not covered yet)")
-  T.like(r.stderr, "smolmachines backend is not covered yet", "says so")
+  local r = cork.proc.run({ R.bin, "run", "escape-suite", "--backend", "nosuch" }, { env = h.env })
+  T.is(r.status, 2, "--backend nosuch: a usage error")
+  T.like(r.stderr, "unknown backend 'nosuch' %(docker, smolmachines%)", "names the backends")
 end
 
 s:close()

@@ -16,11 +16,33 @@ local all = escape.load()
 local ids = {}
 for _, a in ipairs(all) do ids[#ids + 1] = a.id end
 T.is(table.concat(ids, " "), "1 1p 2 2p 3 4 4r 5 6 7 8 9 10", "the built-in attacks, in id order")
-for _, a in ipairs(all) do
-  T.ok(a.stops and a.stops ~= "", ("attack %s says what stops it"):format(a.id))
-  if a.layer == "content" then T.is(a.requires, "filtering bundle", ("content attack %s requires a filtering bundle"):format(a.id))
-  else T.ok(a.script ~= nil, ("network attack %s has a script"):format(a.id)) end
+for _, backend in ipairs(escape.BACKENDS) do
+  for _, a in ipairs(escape.load({ backend = backend })) do
+    T.ok(a.stops and a.stops ~= "", ("%s: attack %s says what stops it"):format(backend, a.id))
+    if a.layer == "content" then T.is(a.requires, "filtering bundle", ("content attack %s requires a filtering bundle"):format(a.id))
+    elseif not a.not_applicable then T.ok(a.script ~= nil, ("%s: network attack %s has a script"):format(backend, a.id)) end
+  end
 end
+
+-- per backend: the backend's field over the attack's own
+local smol = {}
+for _, a in ipairs(escape.load({ backend = "smolmachines" })) do smol[a.id] = a end
+T.same(smol["7"].targets, { "host_loopback", "smol_gateway", "host_gateway", "link_local" },
+  "smolmachines: attack 7 also aims at the host's 127.0.0.1 through smolvm's gateway")
+T.like(smol["7"].stops, "100%.96%.0%.1", "smolmachines: attack 7 says what stops it there")
+T.is(smol["7"].backend, "smolmachines", "the resolved attack names its backend")
+T.unlike(smol["9"].script, "NoNewPrivs", "smolmachines: attack 9 has a script of its own")
+T.like(smol["10"].script, "tftp", "smolmachines: attack 10 sends UDP to a port other than 53")
+T.like(smol["4"].script, "%.cork/env", "smolmachines: attack 4 has a script of its own (the secret from its file)")
+T.same(smol["4"].sanity, { "agent_secret" }, "...which must carry the planted secret")
+local dock = {}
+for _, a in ipairs(all) do dock[a.id] = a end
+T.like(dock["4"].script, "127%.0%.0%.11", "docker: attack 4 keeps its own script")
+T.like(smol["4r"].not_applicable or "", "DNS relay", "smolmachines: attack 4r is not applicable, with the reason")
+T.like(escape.verdict(smol["4r"], { output = "REACHED x" }).verdict, "^not applicable: port 53",
+  "...whatever it would print")
+T.like(dock["9"].script, "NoNewPrivs", "docker: attack 9 keeps its own script")
+T.raises(function() escape.load({ backend = "lxc" }) end, "usage", "unknown backend 'lxc'", "an unknown backend: usage error")
 
 -- a user's dir
 cork.fs.write(dir .. "/11-mine.lua", 'return { id = 11, name = "mine", layer = "network", stops = "x", targets = { "neighbour" }, script = "true" }')
@@ -28,13 +50,25 @@ local more = escape.load({ dir = dir })
 T.is(more[#more].id, "11", "a user's attack is added, ordered by id")
 cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "bad", layer = "network", targets = { "the-moon" }, script = "true" }')
 T.raises(function() escape.load({ dir = dir }) end, "usage",
-  "12%-bad%.lua: unknown target 'the%-moon' %(known: host_gateway, host_loopback, link_local, neighbour, neighbour_bundle, resolver%)",
+  "12%-bad%.lua: unknown target 'the%-moon' %(known: host_gateway, host_loopback, link_local, neighbour, neighbour_bundle, resolver, smol_gateway%)",
   "an unknown target: usage error naming the file and the known ones")
 cork.fs.write(dir .. "/12-bad.lua", 'return { id = 8, name = "dup", layer = "network", script = "true" }')
 T.raises(function() escape.load({ dir = dir }) end, "usage", "attack id 8 is taken", "a taken id: usage error")
 cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "sideways", script = "true" }')
 T.raises(function() escape.load({ dir = dir }) end, "usage", "layer must be", "a bad layer: usage error")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", script = "true", smolmachines = { scirpt = "x" } }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", "smolmachines%.scirpt: not a per%-backend field",
+  "a misspelt per-backend field: usage error")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", script = "true", smolmachines = { targets = { "moon" } } }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", "unknown target 'moon'", "a bad per-backend target: usage error, on any backend")
+cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", backends = { "vmware" }, script = "true" }')
+T.raises(function() escape.load({ dir = dir }) end, "usage", "unknown backend 'vmware' in backends", "a bad backends list: usage error")
+cork.fs.write(dir .. "/12-na.lua", 'return { id = 12, name = "x", layer = "network", script = "true", docker = { not_applicable = "no VM here" } }')
 cork.fs.remove(dir .. "/12-bad.lua")
+local na = escape.load({ dir = dir })
+T.is(escape.verdict(na[#na], {}).verdict, "not applicable: no VM here", "per-backend not_applicable: the verdict says why")
+T.is(escape.load({ dir = dir, backend = "smolmachines" })[#na].not_applicable, nil, "...and only on that backend")
+cork.fs.remove(dir .. "/12-na.lua")
 
 -- verdicts
 local by = {}
@@ -74,7 +108,7 @@ local o = launch.parse({ { bottle = inline, env = { A = "1" } } }, "docker")
 T.is(o.env and o.env.A, "1", "launch table: env is handed to the launch")
 T.raises(function() launch.parse({ { bottle = inline, env = "x" } }, "docker") end, "usage", "env must be a table or a function",
   "launch table: a bad env is a usage error")
-T.raises(function() launch.parse({ { bottle = inline, other = 1 } }, "docker") end, "usage", "known: bottle, env, dns",
+T.raises(function() launch.parse({ { bottle = inline, other = 1 } }, "docker") end, "usage", "known: bottle, env, dns, smolvm_env",
   "launch table: unknown keys still refused")
 -- and its dns: the docker agent's upstream resolvers
 o = launch.parse({ { bottle = inline, dns = { "203.0.113.2" } } }, "docker")
@@ -86,5 +120,9 @@ for _, bad in ipairs({ "203.0.113.2", {}, { "resolver.example" }, { 7 } }) do
 end
 T.raises(function() launch.parse({ { bottle = inline, dns = { "203.0.113.2" } } }, "smolmachines") end, "usage",
   "dns is for the docker recipe only", "launch table: dns on smolmachines is a usage error")
+o = launch.parse({ { bottle = inline, smolvm_env = { FAKE_SMOLVM_RESOLVER = "10.0.0.2:53" } } }, "smolmachines")
+T.is(o.smolvm_env and o.smolvm_env.FAKE_SMOLVM_RESOLVER, "10.0.0.2:53", "launch table: smolvm_env is handed to the launch")
+T.raises(function() launch.parse({ { bottle = inline, smolvm_env = { A = 1 } } }, "smolmachines") end, "usage",
+  "smolvm_env maps names to strings", "launch table: a bad smolvm_env is a usage error")
 
 T.done()

@@ -2,7 +2,7 @@
 -- the guest's own loopback, the gateway's mapping of 100.96.0.1 to the
 -- host's 127.0.0.1, the allowlist on the original destination for TCP and
 -- UDP, the floor modes, DNS through the gateway (and NXDOMAIN off an
--- --allow-host list), egress-events, and nothing left after delete or after
+-- --allow-host list; forwarded to FAKE_SMOLVM_RESOLVER), egress-events, and nothing left after delete or after
 -- kill -9 of the gateway. The TSI dialect keeps the host's namespace.
 --
 -- "The host" here is a network namespace this test makes (held by a sleep):
@@ -265,6 +265,46 @@ T.is(r.status, 1, "an --allow-host that does not resolve fails the create")
 T.like(r.stderr, "^Error: failed to resolve 'no%-such%-name%.invalid'", "with smolvm's message")
 T.ok(not fs.exists(w.st .. "/machines/bad"), "and creates nothing")
 
+-- FAKE_SMOLVM_RESOLVER: the host's resolver the gateway forwards to (a canary
+-- of the test's here: it logs each name and answers NXDOMAIN)
+local RESOLVER = tmp .. "/resolver.py"
+fs.write(RESOLVER, [=[
+import socket, sys
+addr, port, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((addr, port))
+print("ready", flush=True)
+while True:
+    q, a = u.recvfrom(2048)
+    i, labels = 12, []
+    while i < len(q) and q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode()); i += 1 + q[i]
+    with open(log, "a") as f:
+        f.write(".".join(labels) + "\n")
+    u.sendto(q[:2] + b"\x81\x83" + q[4:6] + b"\x00" * 6 + q[12:i + 5], a)
+]=])
+local RLOG = tmp .. "/resolver.log"
+local RPORT = PORT + 1
+do
+  local out = tmp .. "/resolver.out"
+  local p = proc.spawn({ "nsenter", HNS, "python3", RESOLVER, "198.18.0.8", tostring(RPORT), RLOG }, { stdout = out, stderr = out })
+  s:defer(p.close, p, 0)
+  for _ = 1, 100 do
+    if fs.exists(out) and fs.read(out):find("ready", 1, true) then break end
+    cork.sleep(0.05)
+  end
+end
+local wr = world({ FAKE_SMOLVM_RESOLVER = "198.18.0.8:" .. RPORT })
+wr.machine("r", { "--net", "--allow-cidr", "198.18.0.7/32" })
+local rr = wr.exec("r", "nslookup leak-one.example 2>&1; nslookup api.test 2>&1").stdout
+local seen = fs.exists(RLOG) and fs.read(RLOG) or ""
+T.like(seen, "leak%-one%.example\n", "FAKE_SMOLVM_RESOLVER: a CIDR-only policy forwards the name there", rr)
+T.like(seen, "api%.test\n", "FAKE_SMOLVM_RESOLVER wins over FAKE_SMOLVM_HOSTS for DNS")
+T.like(rr, "can't find leak%-one%.example: NXDOMAIN", "and its answer is relayed to the guest")
+wr.machine("rf", { "--net", "--allow-cidr", "198.18.0.7/32", "--allow-host", "198.18.0.7" })
+wr.exec("rf", "nslookup leak-two.example 2>&1")
+seen = fs.exists(RLOG) and fs.read(RLOG) or ""
+T.unlike(seen, "leak%-two", "with the DNS filter on, nothing reaches it")
+
 -- 6. nothing left: delete, stop, kill -9 of the gateway ---------------------------
 w.sv("machine", "delete", "--name", "a", "-f")
 T.ok(not ns_alive(ino), "delete: the guest's namespace is gone")
@@ -288,11 +328,11 @@ r = w.exec("f", "true")
 T.is(r.status, 1, "exec after the gateway died fails")
 T.like(r.stderr, "machine 'f' is unreachable", "as unreachable")
 T.is(w.sv("machine", "delete", "--name", "f", "-f").status, 0, "and delete still works")
-for _, x in ipairs({ { w, { "g", "d", "l" } }, { ws, { "s" } }, { wp, { "p" } }, { wo, { "o" } } }) do
+for _, x in ipairs({ { w, { "g", "d", "l" } }, { ws, { "s" } }, { wp, { "p" } }, { wo, { "o" } }, { wr, { "r", "rf" } } }) do
   for _, m in ipairs(x[2]) do x[1].sv("machine", "delete", "--name", m, "-f") end
 end
 local left = 0
-for _, x in ipairs({ w, ws, wp, wo }) do left = left + gateways(x.st) end
+for _, x in ipairs({ w, ws, wp, wo, wr }) do left = left + gateways(x.st) end
 T.is(left, 0, "no gateway process left")
 T.is(host({ "iptables-save" }).stdout:gsub("#[^\n]*\n", ""), host_rules, "the host's firewall rules are as before")
 T.is(host({ "ip", "-o", "link" }).stdout, host_links, "the host's interfaces are as before")

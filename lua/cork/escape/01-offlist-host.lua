@@ -5,6 +5,7 @@ return {
   layer = "network",
   stops = "internal network + seal: the agent has no route but to its bundle",
   targets = { "neighbour" },
+  smolmachines = { stops = "smolvm's egress allowlist (exactly <alias>/32), checked by its gateway on the guest's original destination: the connection is refused" },
   script = [[
 unset HTTPS_PROXY HTTP_PROXY https_proxy http_proxy ALL_PROXY all_proxy NO_PROXY no_proxy
 out=$(printf 'GET / HTTP/1.1\r\nHost: off-allowlist.escape.invalid\r\nConnection: close\r\n\r\n' \

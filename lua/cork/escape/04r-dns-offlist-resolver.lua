@@ -12,4 +12,7 @@ out=$(timeout 5 nslookup -timeout=2 -retry=1 "$name" "$HOST" 2>&1 | grep -v -F "
 echo "resolver $HOST: $out"
 case $out in *NXDOMAIN*|*"Non-authoritative answer: Name:"*|*"Connection refused"*) echo "REACHED resolver $HOST: $out";; esac
 ]=],
+  -- under smolvm, port 53 to any address is answered by the gateway's DNS
+  -- relay (an NXDOMAIN here would be the relay's, not the canary's)
+  smolmachines = { not_applicable = "port 53 to any address goes to smolvm's DNS relay; attack 4 asks this address there" },
 }

@@ -6,6 +6,8 @@ return {
   layer = "network",
   stops = "internal network + seal (and the engine's isolation rules where it has them)",
   targets = { "neighbour_bundle", "neighbour" },
+  smolmachines = { stops = "smolvm's egress allowlist (exactly <alias>/32), checked by its gateway on the guest's original "
+    .. "destination: another bottle's alias and bundle, and a container on another network, are off it" },
   script = [[
 for ep in $ENDPOINTS; do
   ( h=${ep%:*}; p=${ep##*:}

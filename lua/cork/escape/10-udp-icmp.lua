@@ -15,4 +15,23 @@ else
   echo "ping $HOST: $(tail -n 1 /tmp/escape-ping.out)"
 fi
 ]],
+  -- Under smolvm, UDP to port 53 goes to the gateway's DNS relay whatever
+  -- the address (attack 4 tries that): here a datagram to another port
+  -- (busybox's tftp is the UDP client at hand) and an ICMP echo, both of
+  -- which the gateway must refuse; the neighbour's counter is the judge.
+  -- (The stand-in guest's busybox ping needs a raw socket, which the
+  -- unprivileged agent lacks: there the ICMP half stops in the guest.)
+  smolmachines = {
+    stops = "smolvm's gateway applies the allowlist to UDP and ICMP as to TCP (udp_relay.rs, icmp_relay.rs); "
+      .. "port 53 goes to its DNS relay (attack 4)",
+    script = [[
+out=$(timeout 4 tftp -g -r escape-canary -l /dev/null "$HOST" "$PORT" 2>&1 | tr '\n' ' ')
+echo "tftp (UDP) to $HOST:$PORT: $out"
+if timeout 3 ping -c 1 -W 2 "$HOST" >/tmp/escape-ping.out 2>&1; then
+  echo "REACHED $HOST answers ping"
+else
+  echo "ping $HOST: $(tail -n 1 /tmp/escape-ping.out)"
+fi
+]],
+  },
 }
