@@ -157,7 +157,9 @@ do
   end
   print(("peak RSS of one `cork run docker --detach`, by mapping (VmHWM %d KiB, VmRSS at the end %d KiB, "
     .. "Lua heap %d KiB)"):format(m.hwm_kib, m.rss_kib, m.lua_kib))
-  print(("  %-52s %6d KiB"):format(("libcurl and the %d libraries only it brings in"):format(other.n - 1), other.kib))
+  local curl_what = other.n > 1 and ("libcurl and the %d libraries only it brings in"):format(other.n - 1)
+    or "libcurl (no library of its own besides)"
+  print(("  %-52s %6d KiB"):format(curl_what, other.kib))
   for i, grp in ipairs(groups) do print(("  %-52s %6d KiB"):format(grp[1], sums[i])) end
   print("  the largest mappings (KiB resident, of which private):")
   for i = 1, math.min(12, #m.maps) do

@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,13 +33,55 @@ static const char *curl_lib;            /* what was loaded (or tried) */
 static char curl_err[512];              /* why it failed, or "" */
 static int curl_missing;                /* the library itself is not there */
 
+static char curl_private[PATH_MAX];     /* cork's own libcurl, when found */
+
+/* cork's own libcurl (tools/libcurl.sh: HTTP, unix sockets and OpenSSL,
+ * none of the 27 other libraries Debian's links): libcurl/libcurl.so.4
+ * beside the running binary (a build tree), else ../lib/cork/libcurl.so.4
+ * from it (`make install`). Only a regular file that neither group nor
+ * others may write, owned by root or by this user. Returns its path, or
+ * NULL. */
+static const char *dk_curl_private(char *out, size_t cap)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	static const char *const rel[] = {"/libcurl/libcurl.so.4", "/../lib/cork/libcurl.so.4"};
+	for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+		struct stat st;
+		int w = snprintf(out, cap, "%s%s", exe, rel[i]);
+		if (w < 0 || (size_t)w >= cap || stat(out, &st) != 0)
+			continue;
+		if (S_ISREG(st.st_mode) && !(st.st_mode & (S_IWGRP | S_IWOTH)) &&
+		    (st.st_uid == 0 || st.st_uid == geteuid()))
+			return out;
+	}
+	return NULL;
+}
+
 static void curl_load_once(void)
 {
 	const char *env = getenv("CORK_LIBCURL");
-	curl_lib = env && *env ? env : CORK_LIBCURL_SONAME;
+	void *h = NULL;
 	/* RTLD_LOCAL: libcurl's symbols (and its TLS library's) stay out of the
 	 * global namespace, so an embedder's own libcurl never meets this one */
-	void *h = dlopen(curl_lib, RTLD_NOW | RTLD_LOCAL);
+	if (env && *env) {
+		curl_lib = env;
+	} else if ((curl_lib = dk_curl_private(curl_private, sizeof curl_private)) != NULL) {
+		h = dlopen(curl_lib, RTLD_NOW | RTLD_LOCAL);
+		if (!h)
+			curl_lib = NULL;     /* Debian's, then */
+	}
+	if (!curl_lib)
+		curl_lib = CORK_LIBCURL_SONAME;
+	if (!h)
+		h = dlopen(curl_lib, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		const char *e = dlerror();
 		snprintf(curl_err, sizeof curl_err, "%s", e ? e : "dlopen failed");

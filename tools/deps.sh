@@ -12,8 +12,9 @@ build="gcc make pkg-config liblua5.4-dev lua-cjson-dev libyaml-dev libcurl4-open
 # debootstrap (the real bundle image: cork run bundle --from-apt),
 # socat (test_cancel: an engine that goes away, as a proxy that is stopped)
 test="perl openssl curl ca-certificates busybox-static docker.io iproute2 util-linux mitmproxy valgrind docker-registry neovim debootstrap socat"
-# the benchmarks also need what the tests need; lua5.4 is the startup floor
-bench="lua5.4"
+# the benchmarks also need what the tests need; lua5.4 is the startup floor;
+# dpkg-dev and the archive keyring build cork's own libcurl (tools/libcurl.sh)
+bench="lua5.4 dpkg-dev debian-archive-keyring"
 case "${1:-all}" in
 	build) want=$build ;;
 	test) want=$test ;;

@@ -2,7 +2,8 @@
 -- talks to Docker does not map libcurl (nor the ~25 libraries it needs), one
 -- that makes no certificate does not map libcrypto; docker.connect loads
 -- libcurl (dlopen of libcurl.so.4), cork.ca libcrypto, and a missing libcurl
--- is a clear error naming the Debian package.
+-- is a clear error naming the Debian package. cork's own trimmed libcurl,
+-- when built (tools/libcurl.sh), is found beside the binary.
 local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
 local BIN = os.getenv("CORK_BIN")
 local fs = cork.fs
@@ -67,4 +68,36 @@ r = cork.proc.run({ BIN, "down", "--all" }, { env = { CORK_LIBCURL = dir .. "/li
   XDG_STATE_HOME = dir .. "/state", CORK_SMOLVM = dir .. "/no-smolvm" } })
 T.like(r.stderr, "install the Debian package libcurl4", "cork down without libcurl: the warning says what to install")
 T.is(r.status, 0, "and the rest of cork still works (nothing to end)")
+-- 5. cork's own libcurl (tools/libcurl.sh, `make libcurl`): libcurl/libcurl.so.4
+--    beside the binary, or ../lib/cork/libcurl.so.4 from it (an install), is
+--    loaded instead of Debian's; not when group or others may write it; and
+--    CORK_LIBCURL still wins. Any libcurl stands in for it here.
+do
+  local loaded = fs.read("/proc/self/maps"):match("(/[^\n ]*libcurl[^\n /]*)\n")
+  local function which(bin, env)
+    fs.write(probe, [[
+pcall(cork.docker.connect, "unix:///nonexistent.sock")
+io.write(io.open("/proc/self/maps"):read("a"):match("(/[^\n ]*libcurl[^\n /]*)\n") or "none")
+]])
+    return cork.proc.run({ bin, "script", probe }, { env = env }).stdout
+  end
+  local function copy(from, to, mode)
+    fs.write(to, fs.read(from), { mode = mode })
+  end
+  local tree = dir .. "/tree"
+  fs.mkdir(tree .. "/libcurl", 448)
+  copy(BIN, tree .. "/cork", "0755")
+  copy(loaded, tree .. "/libcurl/libcurl.so.4", "0644")
+  T.is(which(tree .. "/cork"), tree .. "/libcurl/libcurl.so.4", "libcurl/libcurl.so.4 beside the binary is loaded")
+  T.is(which(tree .. "/cork", { CORK_LIBCURL = loaded }), loaded, "CORK_LIBCURL wins over it")
+  cork.proc.run({ "chmod", "0664", tree .. "/libcurl/libcurl.so.4" })
+  local got = which(tree .. "/cork")
+  T.ok(got ~= "none" and not got:find(tree, 1, true), "not when the group may write it (Debian's then): " .. got)
+  local inst = dir .. "/inst"
+  fs.mkdir(inst .. "/bin", 448)
+  fs.mkdir(inst .. "/lib/cork", 448)
+  copy(BIN, inst .. "/bin/cork", "0755")
+  copy(loaded, inst .. "/lib/cork/libcurl.so.4", "0644")
+  T.is(which(inst .. "/bin/cork"), inst .. "/lib/cork/libcurl.so.4", "an install's PREFIX/lib/cork/libcurl.so.4")
+end
 T.done()

@@ -1,0 +1,63 @@
+#!/bin/sh
+# tools/libcurl.sh DIR: cork's own libcurl, DIR/libcurl.so.4, built from
+# Debian's source package of the installed libcurl4 (same version, Debian's
+# patches) with only what cork.docker uses: HTTP/1.1, unix sockets, TLS
+# with OpenSSL. Debian's libcurl.so.4 links 27 more libraries (gnutls for
+# librtmp, krb5, ldap, ssh2, nghttp2, idn2, psl, brotli, zstd, ...) that
+# the dynamic loader maps and initializes in every process that talks to
+# Docker: 4.5 MiB of its peak RSS and about 20 ms of its start
+# (docs/performance.md). cork loads DIR/libcurl.so.4 when it sits in
+# `libcurl/` beside the cork binary, or in PREFIX/lib/cork after `make
+# install`, and Debian's otherwise (docs/api.md).
+#
+# The source comes through apt-get with a private state directory under
+# DIR (deb-src entries made from the machine's own Debian entries): nothing
+# of the machine's apt configuration changes. Nothing is done when
+# DIR/libcurl.so.4 is there. Exit status 1, with the reason, when the source
+# cannot be had or does not build (cork then uses Debian's libcurl).
+set -eu
+dir=${1:?usage: tools/libcurl.sh DIR}
+out=$dir/libcurl.so.4
+[ -f "$out" ] && exit 0
+say() { printf 'libcurl.sh: %s\n' "$*" >&2; }
+fail() { say "cannot build cork's libcurl: $*"; exit 1; }
+version=$(dpkg-query -W -f='${Version}' libcurl4 2>/dev/null) || fail "libcurl4 is not installed (make deps)"
+for t in apt-get dpkg-source gcc make; do command -v $t >/dev/null || fail "$t not found"; done
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || fail "no Debian archive keyring"
+mkdir -p "$dir"
+work=$(mktemp -d "$dir/.build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/apt/parts" "$work/apt/lists/partial" "$work/apt/cache"
+# deb-src twins of the machine's deb822 Debian entries (URIs and suites)
+for f in /etc/apt/sources.list.d/*.sources; do
+	[ -f "$f" ] || continue
+	sed -n -e 's/^Types:.*/Types: deb-src/p' -e '/^URIs:/p' -e '/^Suites:/p' -e '/^Components:/p' \
+	  -e '/^Signed-By:/p' -e 's/^$//p' "$f"
+	echo
+done > "$work/apt/parts/src.sources"
+# and of one-line entries
+cat /etc/apt/sources.list 2>/dev/null | sed -n 's/^deb \(.*\)$/deb-src \1/p' > "$work/apt/parts/src.list" || true
+grep -q . "$work/apt/parts/src.sources" "$work/apt/parts/src.list" || fail "no Debian entries in the apt sources"
+opts="-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$work/apt/parts
+  -o Dir::State::Lists=$work/apt/lists -o Dir::Cache=$work/apt/cache -o APT::Sandbox::User=root -q"
+say "fetching Debian's source of curl $version"
+# shellcheck disable=SC2086
+apt-get $opts update >"$work/apt.log" 2>&1 || fail "apt-get update: $(tail -1 "$work/apt.log")"
+# shellcheck disable=SC2086
+(cd "$work" && apt-get $opts source --download-only "curl=$version" >>"$work/apt.log" 2>&1) ||
+	fail "apt-get source curl=$version: $(tail -1 "$work/apt.log")"
+(cd "$work" && dpkg-source -x ./curl_*.dsc src >/dev/null 2>&1) || fail "dpkg-source -x failed"
+say "building libcurl $version (HTTP, unix sockets, OpenSSL)"
+(cd "$work/src" && ./configure --disable-static --enable-shared --with-openssl --without-zlib --without-brotli \
+	--without-zstd --without-libpsl --without-libidn2 --without-nghttp2 --without-librtmp --without-libssh2 \
+	--without-libgsasl --disable-ldap --disable-ldaps --disable-rtsp --disable-dict --disable-telnet \
+	--disable-tftp --disable-pop3 --disable-imap --disable-smb --disable-smtp --disable-gopher --disable-mqtt \
+	--disable-ftp --disable-file --disable-manual --disable-ntlm --disable-kerberos-auth \
+	--disable-negotiate-auth --disable-alt-svc --disable-hsts --disable-doh --disable-netrc \
+	--disable-progress-meter --disable-cookies >"$work/configure.log" 2>&1) ||
+	fail "configure failed: $(tail -1 "$work/configure.log")"
+(cd "$work/src" && make -j2 -C lib >"$work/make.log" 2>&1) || fail "make failed: $(tail -1 "$work/make.log")"
+lib=$(ls "$work"/src/lib/.libs/libcurl.so.4.* 2>/dev/null | head -1)
+[ -n "$lib" ] || fail "no libcurl.so.4 was built"
+install -m 0644 "$lib" "$out.tmp" && mv "$out.tmp" "$out"
+say "built $out"
