@@ -11,8 +11,9 @@
 --
 -- Linux accepts a packet for any local address on any interface, so an
 -- address on `lo` is reachable from the LAN: each alias gets a guard, an
--- iptables rule (raw PREROUTING) that drops packets for it arriving on any
--- interface other than `lo`, added before the address and removed after it.
+-- iptables rule (mangle PREROUTING) that drops packets for it arriving on
+-- any interface other than `lo`, unless they belong to a connection this
+-- host opened, added before the address and removed after it.
 -- On macOS cork adds the alias to lo0 and the pf guard is the operator's
 -- (docs/security.md).
 --
@@ -149,9 +150,16 @@ local function iptables(args)
   return r
 end
 
+-- The guard lives in mangle, after conntrack: an engine with iptables on
+-- DNATs the host's own connection to alias:P (the VM's, relayed by smolvm)
+-- to the bundle's container, that connection keeps the alias as its source,
+-- and the bundle's replies come back on the bridge. A guard in raw (before
+-- conntrack) dropped them and every launch failed closed; here only what
+-- is not part of a connection this host opened is dropped.
+M.GUARD_TABLE = "mangle"
 local function guard_spec(ip, slug)
-  return { "PREROUTING", "-d", ip .. "/32", "!", "-i", M.IFACE, "-m", "comment", "--comment", guard_comment(slug),
-    "-j", "DROP" }
+  return { "PREROUTING", "-d", ip .. "/32", "!", "-i", M.IFACE, "-m", "conntrack", "!", "--ctstate",
+    "ESTABLISHED,RELATED", "-m", "comment", "--comment", guard_comment(slug), "-j", "DROP" }
 end
 
 local function guard_wanted()
@@ -163,7 +171,7 @@ end
 function M.guard(ip, slug)
   ip2n(ip)
   if not guard_wanted() then return false end
-  local a = { "-t", "raw", "-I" }
+  local a = { "-t", M.GUARD_TABLE, "-I" }
   for _, x in ipairs(guard_spec(ip, slug)) do a[#a + 1] = x end
   local r = iptables(a)
   if r.status ~= 0 then
@@ -177,7 +185,7 @@ end
 function M.guards(slug)
   local out = {}
   if M.IFACE ~= "lo" then return out end
-  local ok, r = pcall(iptables, { "-t", "raw", "-S", "PREROUTING" })
+  local ok, r = pcall(iptables, { "-t", M.GUARD_TABLE, "-S", "PREROUTING" })
   if not ok or r.status ~= 0 then return out end
   for line in r.stdout:gmatch("[^\n]+") do
     local c = line:match('%-%-comment "?([^%s"]+)')
@@ -191,7 +199,7 @@ end
 function M.unguard(ip, slug)
   if M.IFACE ~= "lo" then return end
   for _, line in ipairs(M.guards(slug)) do
-    local a = { "-t", "raw", "-D" }
+    local a = { "-t", M.GUARD_TABLE, "-D" }
     for _, x in ipairs(guard_spec(line:match("%-d ([%d%.]+)/") or ip, slug)) do a[#a + 1] = x end
     iptables(a)
   end

@@ -81,7 +81,7 @@ print(json.encode(out))
   T.is(v.ip, "198.18.3.1", "reserve: the lowest free address")
   T.like(v.on_lo or "", "198%.18%.3%.1", "up: the address is on lo")
   T.is(#(v.rules or {}), 1, "up: one guard rule")
-  T.like((v.rules or {})[1] or "", '^%-A PREROUTING %-d 198%.18%.3%.1/32 ! %-i lo %-m comment %-%-comment "?cork%-guard:t1"? %-j DROP$',
+  T.like((v.rules or {})[1] or "", '^%-A PREROUTING %-d 198%.18%.3%.1/32 ! %-i lo %-m conntrack ! %-%-ctstate RELATED,ESTABLISHED %-m comment %-%-comment "?cork%-guard:t1"? %-j DROP$',
     "the guard drops packets for the alias from any interface but lo")
   T.is(v.exists_kind, "exists", "up: an address another process put on lo is kind exists")
   T.like(v.after_foreign_down or "", "198%.18%.3%.2", "down: an address this bottle did not add stays")

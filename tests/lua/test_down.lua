@@ -140,7 +140,7 @@ do
   T.ok(not fs.exists(calls), "down of a docker bottle: iptables is not run")
   journal("smb-ccc333", { { op = "begin", slug = "smb-ccc333", backend = "smolmachines", pid = 999999, ts = 1 } })
   run({ "down", "smb-ccc333" }, { PATH = path })
-  T.like(fs.exists(calls) and fs.read(calls) or "", "%-t raw %-S PREROUTING",
+  T.like(fs.exists(calls) and fs.read(calls) or "", "%-t mangle %-S PREROUTING",
     "down of a smolmachines bottle: its stray guard rules are looked for")
 end
 
