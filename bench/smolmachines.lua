@@ -99,9 +99,9 @@ local function count(calls)
   return nd, ns
 end
 local function floor_cycle()
-  local ids = {}
-  local up = replay(d, rec_up.calls, { ids = ids, subst = subst })
-  local down = replay(d, rec_down.calls, { ids = ids, subst = subst })
+  local ids, ports = {}, {}
+  local up = replay(d, rec_up.calls, { ids = ids, subst = subst, ports = ports })
+  local down = replay(d, rec_down.calls, { ids = ids, subst = subst, ports = ports })
   return up, down
 end
 floor_cycle()

@@ -17,6 +17,8 @@
 # cannot be had or does not build (cork then uses Debian's libcurl).
 set -eu
 dir=${1:?usage: tools/libcurl.sh DIR}
+# absolute: the build below changes directory (make bench passes build/libcurl)
+mkdir -p "$dir" && dir=$(cd "$dir" && pwd)
 out=$dir/libcurl.so.4
 [ -f "$out" ] && exit 0
 say() { printf 'libcurl.sh: %s\n' "$*" >&2; }

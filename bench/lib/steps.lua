@@ -6,15 +6,17 @@
 -- Runs `cork COMMAND ARGS...` in this process (cork.cli.main) with its
 -- external calls wrapped in timers: every cork.docker client method,
 -- docker.connect (which pings), every cork.proc.run (smolvm calls, kill),
+-- cork.net's alias_add and alias_remove,
 -- cork.fs.append (the journal's fsynced lines), cork.fs.remove, the
 -- journal's read, cork.ca.mint, cork.sleep, cork.fs.lock. Writes OUT.json:
 --   t_start, t_end   cork.time() at this script's first line and when the
 --                    command returned: the caller, timing the whole
 --                    process, gets exec + runtime start and the exit
 --   steps            { {name, n, ms}, ... } in first-call order
---   calls            the command's successful Docker calls and smolvm
---                    spawns, in order, as bench/lib/replay.lua replays them
---                    ({docker = METHOD, args, ids} / {spawn = argv, opts})
+--   calls            the command's successful Docker calls, smolvm and
+--                    iptables spawns and alias changes, in order, as
+--                    bench/lib/replay.lua replays them ({docker = METHOD,
+--                    args, ids} / {spawn = argv, opts} / {net = NAME, args})
 -- Nested calls count once: time inside a timed call is not timed again.
 -- What is left (command wall minus the steps) is Lua: module loading,
 -- manifests, plans, JSON.
@@ -35,6 +37,21 @@ local function ids_of(res)
     end
   end
   return out
+end
+
+-- the host ports an inspect shows, by container port (Docker picks them:
+-- the replay maps the recorded ones to its own, found in the same order)
+local function host_ports(res)
+  if math.type(res) == "integer" or (type(res) == "string" and res:match("^%d+$")) then return { tostring(res) } end
+  local ports = type(res) == "table" and type(res.NetworkSettings) == "table" and res.NetworkSettings.Ports
+  if type(ports) ~= "table" then return nil end
+  local keys, out = {}, {}
+  for k in pairs(ports) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    for _, b in ipairs(type(ports[k]) == "table" and ports[k] or {}) do out[#out + 1] = b.HostPort end
+  end
+  return #out > 0 and out or nil
 end
 
 local function boxed(pack, from)
@@ -73,7 +90,7 @@ do
     for k, f in pairs(methods) do
       if type(f) == "function" and k ~= "close" then
         methods[k] = timed("docker " .. k, f, function(a, res)
-          return { docker = k, args = boxed(a, 2), ids = ids_of(res) }
+          return { docker = k, args = boxed(a, 2), ids = ids_of(res), ports = host_ports(res) }
         end)
       end
     end
@@ -91,11 +108,16 @@ cork.proc.run = function(argv, o)
   local name = "spawn " .. tostring(argv[1]):match("[^/]*$")
   if argv[1] == smolvm_bin then name = name .. " " .. tostring(argv[2]) end
   spawn_timers[name] = spawn_timers[name] or timed(name, proc_run, function(a)
-    if a[1][1] ~= smolvm_bin then return nil end
+    -- smolvm, and iptables (a smolmachines bottle's alias guard)
+    if a[1][1] ~= smolvm_bin and a[1][1] ~= "iptables" then return nil end
     local o2 = a[2] or {}
     return { spawn = a[1], opts = { env = o2.env, stdin = o2.stdin, timeout = o2.timeout } }
   end)
   return spawn_timers[name](argv, o)
+end
+-- a smolmachines bottle's alias on lo (netlink): its bundle publishes on it
+for _, k in ipairs({ "alias_add", "alias_remove" }) do
+  cork.net[k] = timed("net " .. k, cork.net[k], function(a) return { net = k, args = boxed(a, 1) } end)
 end
 cork.fs.append = timed("journal append (fsync)", cork.fs.append)
 cork.fs.remove = timed("fs.remove", cork.fs.remove)
