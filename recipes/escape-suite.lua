@@ -20,25 +20,24 @@
 --                        lua/cork/escape/)
 --
 -- It launches a bottle whose secrets are planted canaries (an egress token,
--- an agent secret), and a second bottle beside it (a neighbour whose bundle
--- the first one's agent attacks), starts canaries of its own (a container on
--- a network of its own, one on a link-local network, a canary resolver on a
--- TEST-NET-3 address, servers on the host's 127.0.0.1 and on the agent
--- network's gateway address; for smolmachines also a server on the host's
--- 127.0.0.1 that the guest dials through smolvm's gateway 100.96.0.1, and
--- the bundle network's gateway as the host address), runs each attack
--- inside the agent as the agent's user (smolmachines: inside the VM,
--- through `smolvm machine exec`), and checks every canary from outside.
--- Both agents' upstream DNS is the canary resolver (docker: the launch
--- option table's dns, a name that Docker's embedded DNS forwards can only
--- go there; smolmachines: the smolvm stand-in's DNS forwarder is pointed at
--- it through the launch option table's smolvm_env). With a bundle that
--- filters (not the stand-in; docker backend) it also starts an upstream of
--- its own that the bottle's allowlist, a route and a git remote name, and
--- that records what arrives: the content-layer attacks aim at it. Traffic
--- goes only to
--- loopback and to what the suite itself created. Then it tears it all down
--- and checks that nothing is left.
+-- an agent secret, with a filtering bundle a git identity), and a second
+-- bottle beside it (a neighbour whose bundle the first one's agent attacks),
+-- starts canaries of its own (a container on a network of its own, one on a
+-- link-local network, a canary resolver on a TEST-NET-3 address, servers on
+-- the host's 127.0.0.1 and on the agent network's gateway address; for
+-- smolmachines also a server on the host's 127.0.0.1 that the guest dials
+-- through smolvm's gateway 100.96.0.1, and the bundle network's gateway as
+-- the host address), runs each attack inside the agent as the agent's user
+-- (smolmachines: inside the VM, through `smolvm machine exec`), and checks
+-- every canary from outside. Both agents' upstream DNS is the canary resolver
+-- (docker: the launch option table's dns, a name that Docker's embedded DNS
+-- forwards can only go there; smolmachines: the smolvm stand-in's DNS
+-- forwarder is pointed at it through the launch option table's smolvm_env).
+-- With a bundle that filters (not the stand-in; docker backend) it also
+-- starts an upstream of its own that the bottle's allowlist, a route and a
+-- git remote name, and that records what arrives: the content-layer attacks
+-- aim at it. Traffic goes only to loopback and to what the suite itself
+-- created. Then it tears it all down and checks that nothing is left.
 -- Exit status: 0 every attack was blocked (or not applicable); 1 an attack
 -- got through, an attack could not run, or something was left behind.
 local cork = require "cork"
@@ -81,9 +80,13 @@ local planted = {
   -- it is also a DNS label for attack 4), as an agent's real credentials
   -- are: a filter's DLP knows shapes, never the agent's values
   agent_secret = "glpat-" .. plan.random_suffix(18) .. plan.random_suffix(18),
+  -- the git remote's identity file (with a filtering bundle): git-gate's,
+  -- mounted into the bundle only
+  git_identity = "cork-escape-gitid-" .. plan.random_suffix(12) .. plan.random_suffix(12),
 }
 log.secret(planted.egress_token)
 log.secret(planted.agent_secret)
+log.secret(planted.git_identity)
 local ENV = { CORK_ESCAPE_EGRESS_TOKEN = planted.egress_token, CORK_ESCAPE_AGENT_SECRET = planted.agent_secret }
 
 local run_id = plan.random_suffix(6)
@@ -197,11 +200,11 @@ do
       labels = { ["cork.role"] = "canary", ["cork.escape"] = run_id },
       entrypoint = { "/bin/sh", "-c", escape.UPSTREAM_SH }, networks = { { name = up.net, ip = up.host } } })
     d:container_start(up.name)
-    -- the git remote's identity: never used (the upstream only counts
-    -- connections), but an ssh remote must have one
+    -- the git remote's identity: never used to log in (the upstream only
+    -- counts connections), but a planted canary: attack 6 looks for it
     up.dir = cork.fs.tempdir("cork-escape-git")
     s:defer(cork.fs.remove, up.dir, { recursive = true, missing_ok = true })
-    cork.fs.write(up.dir .. "/id", "not a key: the escape suite's git upstream only counts connections\n",
+    cork.fs.write(up.dir .. "/id", planted.git_identity .. " (the escape suite's canary identity, not a key)\n",
       { mode = tonumber("0600", 8) })
   end
 

@@ -1,16 +1,17 @@
--- attack 6: the bundle's tokens: the agent's env, its files and /proc, and
+-- attack 6: the bundle's tokens (the egress token; with a filtering bundle
+-- also git-gate's identity file): the agent's env, its files and /proc, and
 -- what the bundle's ports answer: each port asked directly (GET and TRACE),
 -- and, with a filtering bundle, the route itself: egress adds the egress
 -- token to a request for the route host, which is the suite's upstream and
 -- echoes every header back (as httpbin's /anything does).
 return {
   id = 6,
-  name = "the egress token in the agent's env, files, /proc, or echoed back through the bundle's ports",
+  name = "the egress token or git identity in the agent's env, files, /proc, or echoed back through the bundle's ports",
   layer = "network",
   stops = "cork gives egress tokens to the bundle only (egress's own environment); egress refuses a route response that echoes the credential",
   -- escaped when the dump holds this planted secret; the agent secret must
   -- be in it (else the dump itself did not work)
-  secrets = { "egress_token" },
+  secrets = { "egress_token", "git_identity" },
   sanity = { "agent_secret" },
   script = [[
 { env; cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline
