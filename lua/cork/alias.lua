@@ -156,7 +156,7 @@ end
 -- and the bundle's replies come back on the bridge. A guard in raw (before
 -- conntrack) dropped them and every launch failed closed; here only what
 -- is not part of a connection this host opened is dropped.
-M.GUARD_TABLE = "mangle"
+local GUARD_TABLE = "mangle"
 local function guard_spec(ip, slug)
   return { "PREROUTING", "-d", ip .. "/32", "!", "-i", M.IFACE, "-m", "conntrack", "!", "--ctstate",
     "ESTABLISHED,RELATED", "-m", "comment", "--comment", guard_comment(slug), "-j", "DROP" }
@@ -171,7 +171,7 @@ end
 function M.guard(ip, slug)
   ip2n(ip)
   if not guard_wanted() then return false end
-  local a = { "-t", M.GUARD_TABLE, "-I" }
+  local a = { "-t", GUARD_TABLE, "-I" }
   for _, x in ipairs(guard_spec(ip, slug)) do a[#a + 1] = x end
   local r = iptables(a)
   if r.status ~= 0 then
@@ -185,7 +185,7 @@ end
 function M.guards(slug)
   local out = {}
   if M.IFACE ~= "lo" then return out end
-  local ok, r = pcall(iptables, { "-t", M.GUARD_TABLE, "-S", "PREROUTING" })
+  local ok, r = pcall(iptables, { "-t", GUARD_TABLE, "-S", "PREROUTING" })
   if not ok or r.status ~= 0 then return out end
   for line in r.stdout:gmatch("[^\n]+") do
     local c = line:match('%-%-comment "?([^%s"]+)')
@@ -199,7 +199,7 @@ end
 function M.unguard(ip, slug)
   if M.IFACE ~= "lo" then return end
   for _, line in ipairs(M.guards(slug)) do
-    local a = { "-t", M.GUARD_TABLE, "-D" }
+    local a = { "-t", GUARD_TABLE, "-D" }
     for _, x in ipairs(guard_spec(line:match("%-d ([%d%.]+)/") or ip, slug)) do a[#a + 1] = x end
     iptables(a)
   end

@@ -4,6 +4,8 @@
 --   bundle.from_apt(d[, {name=, cache=, mirror=, suite=, pipelock=, force=, progress=}])
 --                                           -> {image=, version=, reused=, seconds=, size=}
 --   bundle.version([{pipelock=}])           -> the content label a current image carries
+--   bundle.daemons_version()                -> the daemons' label (cork.bundle.daemons)
+--   bundle.stale(name, info)                -> a warning for a cork-built image of another cork
 --   bundle.packages()                       -> the package list (assets/bundle/packages)
 --
 -- The sources live in lua/cork/assets/bundle/ (embedded in the binary): the
@@ -94,6 +96,27 @@ function M.version(o)
     parts[#parts + 1] = "pipelock\0" .. cork.fs.read(o.pipelock)
   end
   return "1-" .. hash_of(parts)
+end
+
+-- The daemons' label: what the configs cork writes must match. An image
+-- without it (built by a cork before it existed) or with another value runs
+-- daemons that may refuse this cork's configs (a key they do not know).
+M.DAEMONS_LABEL = "cork.bundle.daemons"
+function M.daemons_version()
+  local parts = { "1", M.CMD }
+  for _, f in ipairs(M.DAEMON_FILES) do parts[#parts + 1] = f .. "\0" .. M.asset(f) end
+  return "1-" .. hash_of(parts)
+end
+
+-- stale(info) -> a warning when an image that cork built (it carries
+-- cork.bundle.version) holds daemons of another cork, else nil. Images of
+-- other origins (an operator's own bundle) are not judged.
+function M.stale(name, info)
+  local labels = type(info) == "table" and info.Config and info.Config.Labels
+  if type(labels) ~= "table" or not labels[M.LABEL] then return nil end
+  if labels[M.DAEMONS_LABEL] == M.daemons_version() then return nil end
+  return ("bundle image %s was built by another version of cork: its daemons may refuse this cork's "
+    .. "configs and the bundle not start; rebuild it with `cork run bundle` (add --from-apt with no registry)"):format(name)
 end
 
 function M.cache_dir(o)
@@ -223,7 +246,9 @@ end
 function M.current(d, name, version)
   local info = image_info(d, name)
   local labels = info and info.Config and info.Config.Labels
-  if type(labels) == "table" and labels[M.LABEL] == version then return info end
+  if type(labels) == "table" and labels[M.LABEL] == version and labels[M.DAEMONS_LABEL] == M.daemons_version() then
+    return info
+  end
   return nil, info
 end
 
@@ -265,7 +290,8 @@ function M.from_apt(d, o)
   local repo, tag = name:match("^(.+):([%w_.%-]+)$")
   if not repo then repo, tag = name, "latest" end
   local r = d:image_import(tar, { repo = repo, tag = tag, timeout = 1800, message = "cork bundle (cork run bundle --from-apt)",
-    changes = { ("LABEL %s=%q"):format(M.LABEL, version), "ENV PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8",
+    changes = { ("LABEL %s=%q"):format(M.LABEL, version), ("LABEL %s=%q"):format(M.DAEMONS_LABEL, M.daemons_version()),
+      "ENV PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8",
       "CMD " .. M.CMD } })
   o.progress_fn("import", "done", true)
   if old and old.Id ~= r.id then pcall(d.image_remove, d, old.Id) end
@@ -314,7 +340,7 @@ function M.build(d, o)
   s:defer(cork.fs.remove, tmp, { recursive = true, missing_ok = true })
   local tar = M.context(tmp)
   local step
-  local r = d:image_build(tar, { tag = name, labels = { [M.LABEL] = version }, network = o.network,
+  local r = d:image_build(tar, { tag = name, labels = { [M.LABEL] = version, [M.DAEMONS_LABEL] = M.daemons_version() }, network = o.network,
     buildargs = o.base and { BASE = o.base } or nil, timeout = o.timeout or 3600,
     stream = function(m)
       local text = type(m.stream) == "string" and m.stream:gsub("%s+$", "") or nil

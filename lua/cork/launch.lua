@@ -239,6 +239,8 @@ local function prepare_rest(ctx)
     end
     error(err, 0)
   end
+  local stale = require("cork.bundle").stale(ctx.bundle_image, err)
+  if stale then log.warn(stale, { image = ctx.bundle_image }) end
   if opts.dry_run then
     -- nothing is resolved, but what a real launch would stop at is said
     for _, m in ipairs(plan.unset_variables(ctx.plan, b)) do

@@ -90,6 +90,8 @@ else
   T.diag(("Dockerfile build: %.0f s, %.0f MB"):format(b.seconds, (b.size or 0) / 1e6))
   local bi = d:image_inspect(NAME)
   T.is(bi.Config.Labels[bundle.LABEL], b.version, "labelled with its content version")
+  T.is(bi.Config.Labels[bundle.DAEMONS_LABEL], bundle.daemons_version(), "and with its daemons' version")
+  T.is(bundle.stale(NAME, bi), nil, "a launch finds it current: no warning")
   T.same(bi.Config.Cmd, { "python3", "/usr/lib/cork-bundle/entry.py" }, "the entrypoint is the bundle's")
   local again = bundle.build(d, { name = NAME, base = BASE, progress = false })
   T.ok(again.reused, "an unchanged build is reused")

@@ -221,4 +221,18 @@ T.like(o, "decision ok", "the decision file carries the note")
 T.like(o, "twice conflict", "a request is decided once")
 T.like(o, "missing not_found", "an unknown id: not_found")
 T.like(o, "audit 2 0", "both decisions audited; nothing pending")
+-- a cork-built bundle image of another cork: the launch warns (its daemons
+-- may refuse this cork's configs); other images are not judged
+do
+  local dv = bundle.daemons_version()
+  T.like(dv, "^1%-%x+$", "daemons_version: a content hash")
+  local function img(labels) return { Config = { Labels = labels } } end
+  T.like(bundle.stale("b:1", img({ [bundle.LABEL] = "1-old" })) or "", "built by another version of cork.*cork run bundle",
+    "stale: a cork-built image without the daemons' label (built before it existed)")
+  T.ok(bundle.stale("b:1", img({ [bundle.LABEL] = "1-x", [bundle.DAEMONS_LABEL] = "1-other" })) ~= nil,
+    "stale: other daemons")
+  T.is(bundle.stale("b:1", img({ [bundle.LABEL] = "1-x", [bundle.DAEMONS_LABEL] = dv })), nil, "current: no warning")
+  T.is(bundle.stale("b:1", img({})), nil, "an image cork did not build: not judged")
+  T.is(bundle.stale("b:1", {}), nil, "no labels at all: not judged")
+end
 T.done()
