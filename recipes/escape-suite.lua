@@ -267,25 +267,7 @@ git:
   -- (203.0.113.0/24: documentation addresses, never routed on the internet,
   -- and away from the pool bottles' networks come from) that no network of
   -- the engine overlaps; its network is made with the other canaries.
-  local function free28(cands)
-    local taken = plan.docker_subnets(d)
-    for _, c in ipairs(cands) do
-      local clash = false
-      for _, t in ipairs(taken) do if plan.overlaps(c.subnet, t) then clash = true; break end end
-      if not clash then return c end
-    end
-  end
-  local dns_subnet
-  do
-    local cands, start = {}, plan.hash("dns" .. run_id) % 16
-    for i = 0, 15 do
-      local c = ((start + i) % 16) * 16
-      cands[#cands + 1] = { subnet = ("203.0.113.%d/28"):format(c), gateway = ("203.0.113.%d"):format(c + 1),
-        bundle_ip = ("203.0.113.%d"):format(c + 2) }
-    end
-    dns_subnet = free28(cands)
-  end
-  if not dns_subnet then cork.error("escape", "no free /28 in 203.0.113.0/24 for the canary resolver") end
+  local dns_subnet = plan.pick_subnet("dns" .. run_id, plan.docker_subnets(d), "203.0.113.0/24", 28)
 
   -- Canary containers: a busybox httpd on a network of its own whose
   -- counter (Ip InReceives) is read from outside. Made before the launch
@@ -417,18 +399,9 @@ git:
   targets.neighbour = canary_container("neighbour", plan.pick_subnet(slug .. "-canary", taken))
   -- a link-local /28 of its own (never 169.254.169.254 itself: the suite
   -- must not shadow a real metadata service while it runs)
-  -- must not overlap a network the engine has (another run's)
-  local used = {}
-  for _, sn in ipairs(plan.docker_subnets(d)) do used[sn] = true end
-  local ll
-  local start = plan.hash(slug .. run_id) % 200
-  for i = 0, 199 do
-    local c = 16 + (start + i) % 200
-    if not used[("169.254.%d.0/28"):format(c)] then ll = c; break end
-  end
-  if not ll then cork.error("escape", "no free link-local /28 for the link-local canary") end
-  targets.link_local = canary_container("linklocal", { subnet = ("169.254.%d.0/28"):format(ll),
-    gateway = ("169.254.%d.1"):format(ll), bundle_ip = ("169.254.%d.2"):format(ll) })
+  -- must not overlap a network the engine has (another run's): one of the
+  -- 256 /28s of 169.254.16.0/20
+  targets.link_local = canary_container("linklocal", plan.pick_subnet(slug .. run_id, taken, "169.254.16.0/20", 28))
   -- the canary resolver, at the address both agents' upstream DNS names.
   -- The stand-in image's busybox has no DNS server (no dnsd applet in
   -- Debian's busybox-static): it answers nothing, and its counters record

@@ -139,19 +139,20 @@ end
 
 -- The bundle's /24 for slug: derived from the slug, then the next free one
 -- in the pool when it overlaps any of `existing` (CIDR strings: the subnets
--- Docker's networks already use). Returns {subnet=, gateway=, bundle_ip=,
+-- Docker's networks already use). `bits` picks subnets of another size (the
+-- escape suite's /28 canaries). Returns {subnet=, gateway=, bundle_ip=,
 -- probes=}; raises "network" when the pool is full.
-function M.pick_subnet(slug, existing, pool)
-  pool = pool or M.SUBNET_POOL
+function M.pick_subnet(slug, existing, pool, bits)
+  pool, bits = pool or M.SUBNET_POOL, bits or 24
   local base, n = M.parse_cidr(pool)
-  if not base or n > 24 then error("plan.pick_subnet: bad pool " .. tostring(pool), 2) end
+  if not base or n > bits or bits > 30 then error("plan.pick_subnet: bad pool " .. tostring(pool), 2) end
   base = base & mask(n)
-  local count = 1 << (24 - n)
+  local count = 1 << (bits - n)
   local start = M.hash(slug) % count
   for probe = 0, count - 1 do
     local idx = (start + probe) % count
-    local net = base + (idx << 8)
-    local cidr = ip_string(net) .. "/24"
+    local net = base + (idx << (32 - bits))
+    local cidr = ip_string(net) .. "/" .. bits
     local clash = false
     for _, e in ipairs(existing or {}) do
       if M.overlaps(cidr, e) then clash = true; break end
@@ -160,8 +161,8 @@ function M.pick_subnet(slug, existing, pool)
       return {subnet = cidr, gateway = ip_string(net + 1), bundle_ip = ip_string(net + 2), probes = probe + 1}
     end
   end
-  cork.error("network", ("no free /24 left in the bundle subnet pool %s (%d networks in use)")
-    :format(pool, #(existing or {})), {pool = pool})
+  cork.error("network", ("no free /%d left in the %s pool %s (%d networks in use)")
+    :format(bits, bits == 24 and "bundle subnet" or "subnet", pool, #(existing or {})), {pool = pool})
 end
 
 -- The subnets of every network a Docker client knows (d: a cork.docker

@@ -58,6 +58,15 @@ T.is(err and err.message, "no free /24 left in the bundle subnet pool 10.200.0.0
   "pool exhausted: exact message")
 local small = plan.pick_subnet("x", {"192.168.7.0/24"}, "192.168.6.0/23")
 T.is(small.subnet, "192.168.6.0/24", "small pool: the free one")
+-- bits: subnets of another size (the escape suite's /28 canaries)
+local t28 = plan.pick_subnet("x", {"203.0.113.0/25"}, "203.0.113.0/24", 28)
+T.like(t28.subnet, "^203%.0%.113%.%d+/28$", "bits 28: a /28 of the pool")
+T.ok(tonumber(t28.subnet:match("%.(%d+)/")) >= 128 and tonumber(t28.subnet:match("%.(%d+)/")) % 16 == 0,
+  "bits 28: aligned, past a covering network")
+T.is(t28.gateway, t28.subnet:gsub("%.(%d+)/28$", function(n) return "." .. (n + 1) end), "bits 28: gateway .1 of it")
+local e28 = T.raises(function() plan.pick_subnet("x", {"169.254.0.0/16"}, "169.254.16.0/20", 28) end, "network", nil,
+  "bits 28: pool exhausted")
+T.like(e28 and e28.message or "", "^no free /28 left in the subnet pool 169%.254%.16%.0/20", "says which size")
 local fake = {networks = function() return {
   {Name = "bridge", IPAM = {Config = {{Subnet = "172.17.0.0/16", Gateway = "172.17.0.1"}}}},
   {Name = "host", IPAM = {Config = {}}},
