@@ -102,10 +102,14 @@ end
 -- without it (built by a cork before it existed) or with another value runs
 -- daemons that may refuse this cork's configs (a key they do not know).
 M.DAEMONS_LABEL = "cork.bundle.daemons"
+local daemons_version
 function M.daemons_version()
-  local parts = { "1", M.CMD }
-  for _, f in ipairs(M.DAEMON_FILES) do parts[#parts + 1] = f .. "\0" .. M.asset(f) end
-  return "1-" .. hash_of(parts)
+  if not daemons_version then
+    local parts = { "1", M.CMD }
+    for _, f in ipairs(M.DAEMON_FILES) do parts[#parts + 1] = f .. "\0" .. M.asset(f) end
+    daemons_version = "1-" .. hash_of(parts)
+  end
+  return daemons_version
 end
 
 -- stale(info) -> a warning when an image that cork built (it carries
