@@ -24,31 +24,11 @@ local built = bundle.from_apt(d, { cache = cache, progress = false })
 before.images[d:image_inspect(built.image).Id] = true
 local s <close> = cork.scope("test_escape_bundle")
 s:defer(function() H.sweep(d) end)
+local E = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/escape_test.lua")(d, R, s)
 
-local function home(name)
-  local h = R.home(name)
-  h.env.TMPDIR = h.dir .. "/tmp"
-  cork.fs.mkdir(h.env.TMPDIR, tonumber("0700", 8))
-  s:defer(cork.fs.remove, h.dir, { recursive = true })
-  return h
-end
+local function leftovers(h, slug) return table.concat(E.left(h, { locks = true }, slug), "; ") end
 
-local function leftovers(h, slug)
-  local left = {}
-  for _, f in ipairs({ "cork.bottle=escape", "cork.role=canary", slug and ("cork.slug=" .. slug) or nil }) do
-    for _, c in ipairs(d:containers({ all = true, filters = { label = { f } } })) do left[#left + 1] = "container " .. c.Names[1] end
-    for _, n in ipairs(d:networks({ filters = { label = { f } } })) do left[#left + 1] = "network " .. n.Name end
-  end
-  local files = R.files(h.env.XDG_STATE_HOME)
-  if files ~= "" then left[#left + 1] = "files " .. files end
-  return table.concat(left, "; ")
-end
-
-local function by_id(events)
-  local t = {}
-  for _, e in ipairs(R.find(events, { event = "escape_attack" })) do t[e.id] = e end
-  return t
-end
+local home, by_id = E.home, E.by_id
 
 -- 1. the stock docker recipe and the real bundle: everything runs, everything holds
 do

@@ -18,23 +18,10 @@ R.images(d)
 local before = H.snapshot(d)
 local s <close> = cork.scope("test_escape_suite")
 s:defer(function() H.sweep(d) end)
-
-local function home(name)
-  local h = R.home(name)
-  h.env.TMPDIR = h.dir .. "/tmp"
-  cork.fs.mkdir(h.env.TMPDIR, tonumber("0700", 8))
-  s:defer(cork.fs.remove, h.dir, { recursive = true })
-  return h
-end
+local E = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/escape_test.lua")(d, R, s)
 
 local function leftovers(h, slug, slug2)
-  local left = {}
-  for _, f in ipairs({ "cork.bottle=escape", "cork.role=canary", "cork.slug=" .. (slug or "-"), "cork.slug=" .. (slug2 or "-") }) do
-    for _, c in ipairs(d:containers({ all = true, filters = { label = { f } } })) do left[#left + 1] = "container " .. c.Names[1] end
-    for _, n in ipairs(d:networks({ filters = { label = { f } } })) do left[#left + 1] = "network " .. n.Name end
-  end
-  local files = R.files(h.env.XDG_STATE_HOME)
-  if files ~= "" then left[#left + 1] = "files " .. files end
+  local left = E.left(h, { locks = true }, slug, slug2)
   local ps = cork.proc.run({ "sh", "-c", "ps -eo args | grep -F -- \"$0\" | grep -v grep || true",
     h.env.TMPDIR .. "/cork-escape-www" }).stdout
   if ps ~= "" then left[#left + 1] = "process " .. ps end
@@ -45,11 +32,7 @@ local NETWORK = { ["1"] = true, ["2"] = true, ["4"] = true, ["4r"] = true, ["6"]
   ["9"] = true, ["10"] = true }
 local CONTENT = { ["1p"] = true, ["2p"] = true, ["3"] = true, ["5"] = true }
 
-local function by_id(events)
-  local t = {}
-  for _, e in ipairs(R.find(events, { event = "escape_attack" })) do t[e.id] = e end
-  return t
-end
+local home, by_id = E.home, E.by_id
 
 -- The host forwarding IPv4 with no iptables (a router-like host, where
 -- Docker's --internal alone would leak): the engine's namespace is made to

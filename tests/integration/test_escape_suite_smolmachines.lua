@@ -22,31 +22,23 @@ R.images(d)
 local before = H.snapshot(d)
 local s <close> = cork.scope("test_escape_suite_smolmachines")
 s:defer(function() H.sweep(d) end)
+local E = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/escape_test.lua")(d, R, s)
 
 -- each run its own slice of the alias pool (engineers' runs share this host)
 local K = 1 + (cork.core.pid() + 97) % 250
 local function home(name)
-  local h = R.home(name)
-  h.env.TMPDIR = h.dir .. "/tmp"
-  cork.fs.mkdir(h.env.TMPDIR, tonumber("0700", 8))
+  local h = E.home(name)
   h.env.CORK_ALIAS_POOL = ("198.18.%d.1-198.18.%d.254"):format(K, K)
   -- the stand-in resolves names from this (empty) file only; the suite
   -- points its gateway's DNS forwarder at the suite's canary resolver
   cork.fs.write(h.dir .. "/hosts", "")
   h.env.FAKE_SMOLVM_HOSTS = h.dir .. "/hosts"
   cork.fs.write(h.dir .. "/agent.smolmachine", "user=agent\ncommands=git,claude\n")
-  s:defer(cork.fs.remove, h.dir, { recursive = true })
   return h
 end
 
 local function leftovers(h, slug)
-  local left = {}
-  for _, f in ipairs({ "cork.bottle=escape", "cork.role=canary", slug and ("cork.slug=" .. slug) or nil }) do
-    for _, c in ipairs(d:containers({ all = true, filters = { label = { f } } })) do left[#left + 1] = "container " .. c.Names[1] end
-    for _, n in ipairs(d:networks({ filters = { label = { f } } })) do left[#left + 1] = "network " .. n.Name end
-  end
-  local files = R.files(h.env.XDG_STATE_HOME):gsub("[^\n]*/cork/[%a]+%.lock\n?", "")
-  if files ~= "" then left[#left + 1] = "files " .. files end
+  local left = E.left(h, {}, slug)
   local r = cork.proc.run({ R.root .. "/tests/fakes/smolvm", "machine", "ls", "--json" }, { env = h.env })
   local ok, vms = pcall(json.decode, r.stdout)
   for _, m in ipairs(ok and type(vms) == "table" and vms or {}) do left[#left + 1] = "VM " .. tostring(m.name) end
@@ -70,11 +62,7 @@ local NETWORK = { "1", "2", "4", "6", "7", "8", "9", "10" }
 local CONTENT = { "1p", "2p", "3", "5" }
 -- under smolvm, port 53 to any address is the gateway's DNS relay: attack 4 covers 4r
 
-local function by_id(events)
-  local t = {}
-  for _, e in ipairs(R.find(events, { event = "escape_attack" })) do t[e.id] = e end
-  return t
-end
+local by_id = E.by_id
 
 -- 1. the stock smolmachines recipe and the stand-in bundle: everything holds
 do

@@ -49,28 +49,24 @@ T.raises(function() escape.load({ backend = "lxc" }) end, "usage", "unknown back
 cork.fs.write(dir .. "/11-mine.lua", 'return { id = 11, name = "mine", layer = "network", stops = "x", targets = { "neighbour" }, script = "true" }')
 local more = escape.load({ dir = dir })
 T.is(more[#more].id, "11", "a user's attack is added, ordered by id")
-cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "bad", layer = "network", targets = { "the-moon" }, script = "true" }')
-T.raises(function() escape.load({ dir = dir }) end, "usage",
+-- a bad attack file: escape.load refuses it (kind usage)
+local function refused(src, pattern, name)
+  cork.fs.write(dir .. "/12-bad.lua", src)
+  T.raises(function() escape.load({ dir = dir }) end, "usage", pattern, name)
+end
+refused('return { id = 12, name = "bad", layer = "network", targets = { "the-moon" }, script = "true" }',
   "12%-bad%.lua: unknown target 'the%-moon' %(known: git_upstream, host_gateway, host_loopback, link_local, neighbour, neighbour_bundle, resolver, smol_gateway, upstream%)",
   "an unknown target: usage error naming the file and the known ones")
-cork.fs.write(dir .. "/12-bad.lua", 'return { id = 8, name = "dup", layer = "network", script = "true" }')
-T.raises(function() escape.load({ dir = dir }) end, "usage", "attack id 8 is taken", "a taken id: usage error")
-cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "sideways", script = "true" }')
-T.raises(function() escape.load({ dir = dir }) end, "usage", "layer must be", "a bad layer: usage error")
-cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "content", targets = { "upstream" }, script = "true" }')
-T.raises(function() escape.load({ dir = dir }) end, "usage", "target 'upstream' exists with a filtering bundle only",
+refused('return { id = 8, name = "dup", layer = "network", script = "true" }', "attack id 8 is taken", "a taken id: usage error")
+refused('return { id = 12, name = "x", layer = "sideways", script = "true" }', "layer must be", "a bad layer: usage error")
+refused('return { id = 12, name = "x", layer = "content", targets = { "upstream" }, script = "true" }', "target 'upstream' exists with a filtering bundle only",
   "the upstream without requires = \"filtering bundle\": usage error")
-cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", image = "agent", script = "true" }')
-T.raises(function() escape.load({ dir = dir }) end, "usage", 'image must be "bundle"', "a bad image: usage error")
-cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", arrives = "some", script = "true" }')
-T.raises(function() escape.load({ dir = dir }) end, "usage", 'arrives must be "nothing" or "clean"', "a bad arrives: usage error")
-cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", script = "true", smolmachines = { scirpt = "x" } }')
-T.raises(function() escape.load({ dir = dir }) end, "usage", "smolmachines%.scirpt: not a per%-backend field",
+refused('return { id = 12, name = "x", layer = "network", image = "agent", script = "true" }', 'image must be "bundle"', "a bad image: usage error")
+refused('return { id = 12, name = "x", layer = "network", arrives = "some", script = "true" }', 'arrives must be "nothing" or "clean"', "a bad arrives: usage error")
+refused('return { id = 12, name = "x", layer = "network", script = "true", smolmachines = { scirpt = "x" } }', "smolmachines%.scirpt: not a per%-backend field",
   "a misspelt per-backend field: usage error")
-cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", script = "true", smolmachines = { targets = { "moon" } } }')
-T.raises(function() escape.load({ dir = dir }) end, "usage", "unknown target 'moon'", "a bad per-backend target: usage error, on any backend")
-cork.fs.write(dir .. "/12-bad.lua", 'return { id = 12, name = "x", layer = "network", backends = { "vmware" }, script = "true" }')
-T.raises(function() escape.load({ dir = dir }) end, "usage", "unknown backend 'vmware' in backends", "a bad backends list: usage error")
+refused('return { id = 12, name = "x", layer = "network", script = "true", smolmachines = { targets = { "moon" } } }', "unknown target 'moon'", "a bad per-backend target: usage error, on any backend")
+refused('return { id = 12, name = "x", layer = "network", backends = { "vmware" }, script = "true" }', "unknown backend 'vmware' in backends", "a bad backends list: usage error")
 cork.fs.write(dir .. "/12-na.lua", 'return { id = 12, name = "x", layer = "network", script = "true", docker = { not_applicable = "no VM here" } }')
 cork.fs.remove(dir .. "/12-bad.lua")
 local na = escape.load({ dir = dir })
