@@ -481,27 +481,29 @@ git:
     targets.smol_gateway.host = gateway
   end
 
-  -- A script in a short-lived container of the bundle's image in the
-  -- agent's network namespace, as uid 1000 with nothing the agent lacks
-  -- (escape.lua: image = "bundle"): for git, which the stand-in agent lacks.
-  local agent_id
+  -- A script beside the agent: in a container of the bundle's image that
+  -- shares the agent's network namespace, as uid 1000 with nothing the agent
+  -- lacks (escape.lua: image = "bundle"): for git, which the stand-in agent
+  -- lacks. One container for the whole run, made on first use, each script
+  -- an exec in it: an exec's output is read to its end before its status
+  -- (a short-lived container's log can lose its last lines when the engine
+  -- is slow to copy them at exit).
+  local beside
   local function beside_agent(script, env)
-    agent_id = agent_id or d:container_inspect(agent).Id
-    local hname = ("%s-escape-%s"):format(agent, plan.random_suffix(4))
-    -- journalled (cork down ends it after a kill), removed right away
-    j:add("container", hname, { role = "canary" })
-    local ok, res = pcall(function()
-      d:container_create({ name = hname, image = bundle_image, user = "1000:1000", labels = labels, env = env,
-        entrypoint = { "/bin/sh", "-c", script }, network_mode = "container:" .. agent_id,
+    if not beside then
+      local hname = ("%s-escape-%s"):format(agent, plan.random_suffix(4))
+      -- journalled (cork down ends it after a kill), removed with the canaries
+      j:add("container", hname, { role = "canary" })
+      s:defer(function() bottle.remove.container(d, hname, j) end)
+      d:container_create({ name = hname, image = bundle_image, user = "1000:1000", labels = labels,
+        entrypoint = { "/bin/sh", "-c", "exec sleep infinity" },
+        network_mode = "container:" .. d:container_inspect(agent).Id,
         cap_drop = { "ALL" }, security_opt = { "no-new-privileges" } })
       d:container_start(hname)
-      d:container_wait(hname, { timeout = 120 })
-      local l = d:container_logs(hname, { stdout = true, stderr = true }) or {}
-      return (l.stdout or "") .. (l.stderr or "")
-    end)
-    bottle.remove.container(d, hname, j)
-    if not ok then error(res, 0) end
-    return res
+      beside = hname
+    end
+    local r = d:exec(beside, { "/bin/sh", "-c", script }, { env = env, timeout = 120 })
+    return (r.stdout or "") .. (r.stderr or "")
   end
 
   -- the upstream (a filtering bundle): journalled now that the bottle has a

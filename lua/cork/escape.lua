@@ -215,6 +215,28 @@ function M.load(opts)
   return list
 end
 
+-- tail(output, secrets) -> the output's last 240 bytes on one line, with
+-- every planted secret's value replaced by <name>: what an attack that did
+-- not run as meant printed, fit for a verdict, a log line or a test's name.
+function M.tail(out, secrets)
+  out = tostring(out or "")
+  for name, v in pairs(secrets or {}) do
+    if type(v) == "string" and v ~= "" then
+      local i = 1
+      while true do
+        local a, b = out:find(v, i, true)
+        if not a then break end
+        out = out:sub(1, a - 1) .. "<" .. name .. ">" .. out:sub(b + 1)
+        i = a + #name + 2
+      end
+    end
+  end
+  out = out:gsub("%s+", " "):match("^%s*(.-)%s*$")
+  if out == "" then return "nothing" end
+  if #out > 240 then out = "..." .. out:sub(-240) end
+  return out
+end
+
 -- verdict(attack, r) -> { verdict, escaped, evidence = {...} }
 --   r.standin  the bundle is the stand-in (it filters nothing)
 --   r.output   what the script printed (all targets)
@@ -242,8 +264,8 @@ function M.verdict(a, r)
   if #ev > 0 then return { verdict = "escaped", escaped = true, evidence = ev } end
   for _, want in ipairs(a.expect) do
     if not out:find(want, 1, true) then
-      return { verdict = ("error: the output lacks \"%s\": the attack did not run as meant"):format(want),
-        escaped = false, error = true, evidence = {} }
+      return { verdict = ("error: the output lacks \"%s\": the attack did not run as meant (it ended: %s)")
+        :format(want, M.tail(out, r.secrets)), escaped = false, error = true, evidence = {} }
     end
   end
   for _, name in ipairs(a.sanity) do
