@@ -33,11 +33,11 @@
 -- (docker: the launch option table's dns, a name that Docker's embedded DNS
 -- forwards can only go there; smolmachines: the smolvm stand-in's DNS
 -- forwarder is pointed at it through the launch option table's smolvm_env).
--- With a bundle that filters (not the stand-in; docker backend) it also
--- starts an upstream of its own that the bottle's allowlist, a route and a
--- git remote name, and that records what arrives: the content-layer attacks
--- aim at it. Traffic goes only to loopback and to what the suite itself
--- created. Then it tears it all down and checks that nothing is left.
+-- With a bundle that filters (not the stand-in; either backend: the bundle
+-- is a container on both) it also starts an upstream of its own that the
+-- bottle's allowlist, a route and a git remote name, and that records what
+-- arrives: the content-layer attacks aim at it. Traffic goes only to
+-- loopback and to what the suite itself created. Then it tears it all down and checks that nothing is left.
 -- Exit status: 0 every attack was blocked (or not applicable); 1 an attack
 -- got through, an attack could not run, or something was left behind.
 local cork = require "cork"
@@ -186,7 +186,7 @@ do
   -- where the suite looks. Journalled in the bottle's journal once the
   -- bottle exists.
   local up
-  if not standin_bundle and not smol then
+  if not standin_bundle then
     local sn = plan.pick_subnet("escape-upstream-" .. run_id, plan.docker_subnets(d))
     up = { name = ("cork-escape-%s-upstream"):format(run_id), net = ("cork-escape-%s-upstream-net"):format(run_id),
       host = sn.bundle_ip, subnet = sn.subnet, port = 8080, git_port = 2222,
@@ -240,7 +240,8 @@ git:
 ]]):format(up.allowed, up.host, up.offlist, up.host, up.route, up.host, up.git, up.host, up.subnet,
       up.allowed, up.git, up.git_port, up.dir, escape.UPSTREAM_HOST_KEY)
     -- the stand-in agent has no git: attack 5 runs git from the bundle's
-    -- image in the agent's network namespace instead (escape.lua, image)
+    -- image in the agent's network namespace instead (escape.lua, image;
+    -- smolmachines: inside the VM)
     provision.steps:remove("git")
     -- The first bottle's bundle joins the upstream's network when it is
     -- created (git-gate dials its remote as it starts), and the upstream
@@ -481,29 +482,122 @@ git:
     targets.smol_gateway.host = gateway
   end
 
-  -- A script beside the agent: in a container of the bundle's image that
-  -- shares the agent's network namespace, as uid 1000 with nothing the agent
-  -- lacks (escape.lua: image = "bundle"): for git, which the stand-in agent
-  -- lacks. One container for the whole run, made on first use, each script
-  -- an exec in it: an exec's output is read to its end before its status
-  -- (a short-lived container's log can lose its last lines when the engine
-  -- is slow to copy them at exit).
-  local beside
-  local function beside_agent(script, env)
-    if not beside then
-      local hname = ("%s-escape-%s"):format(agent, plan.random_suffix(4))
+  -- Scripts beside the agent (escape.lua: image, cap_add).
+  -- image = "bundle": the bundle image's tools (git, which the stand-in agent
+  -- lacks) as the agent's uid, with no capability and no-new-privileges, in
+  -- the agent's network namespace. docker: one container of the bundle's
+  -- image that joins the agent's network namespace, made on first use, each
+  -- script an exec in it (an exec's output is read to its end before its
+  -- status; a short-lived container's log can lose its last lines when the
+  -- engine is slow to copy them at exit). smolmachines: inside the VM (its
+  -- network namespace, behind smolvm's gateway), chrooted into the bundle
+  -- image's files, which are exported from a container of the image that
+  -- never runs, copied into the guest once (into a directory only root can
+  -- enter: the agent's own view, attack 6's dump, does not hold them), and
+  -- dropped to the agent's uid by the bundle's setpriv.
+  -- cap_add = { "NET_RAW" }: root holding a raw socket in the agent's
+  -- network namespace, which the agent lacks. docker: a container of the
+  -- agent's image that joins that namespace with every other capability
+  -- dropped; smolmachines: an exec as root in the VM.
+  local beside = {}
+  local function beside_container(kind, image, user, caps)
+    if not beside[kind] then
+      local hname = ("%s-escape-%s-%s"):format(agent, kind, plan.random_suffix(4))
       -- journalled (cork down ends it after a kill), removed with the canaries
       j:add("container", hname, { role = "canary" })
       s:defer(function() bottle.remove.container(d, hname, j) end)
-      d:container_create({ name = hname, image = bundle_image, user = "1000:1000", labels = labels,
+      d:container_create({ name = hname, image = image, user = user, labels = labels,
         entrypoint = { "/bin/sh", "-c", "exec sleep infinity" },
         network_mode = "container:" .. d:container_inspect(agent).Id,
-        cap_drop = { "ALL" }, security_opt = { "no-new-privileges" } })
+        cap_drop = { "ALL" }, cap_add = caps, security_opt = { "no-new-privileges" } })
       d:container_start(hname)
-      beside = hname
+      beside[kind] = hname
     end
-    local r = d:exec(beside, { "/bin/sh", "-c", script }, { env = env, timeout = 120 })
+    return beside[kind]
+  end
+  local GUEST_ROOT = "/opt/cork-escape/root"
+  local function smol_bundle_root()
+    if beside.root then return beside.root end
+    local tmp = cork.fs.tempdir("cork-escape-bundle")
+    s:defer(cork.fs.remove, tmp, { recursive = true, missing_ok = true })
+    local cname = ("%s-escape-export-%s"):format(names.bundle, plan.random_suffix(4))
+    j:add("container", cname, { role = "canary" })
+    s:defer(function() bottle.remove.container(d, cname, j) end)
+    local c = d:container_create({ name = cname, image = bundle_image, labels = labels, entrypoint = { "/bin/true" } })
+    d:request("GET", "/containers/" .. ((c and c.Id) or cname) .. "/export", { output = tmp .. "/root.tar", timeout = 600 })
+    bottle.remove.container(d, cname, j)
+    guest:exec({ "sh", "-c", 'mkdir -p "${0%/*}" && chmod 700 "${0%/*}"', GUEST_ROOT }, { check = true })
+    require("cork.smolvm").driver():cp(names.vm, tmp .. "/root.tar", GUEST_ROOT .. ".tar")
+    cork.fs.remove(tmp .. "/root.tar")
+    local r = guest:exec({ "sh", "-c", [[
+set -e
+mkdir -p "$0"
+tar -xf "$0.tar" -C "$0"
+rm -f "$0.tar"
+mkdir -p "$0/dev" "$0/tmp"
+chmod 1777 "$0/tmp"
+for dn in null:3 zero:5 random:8 urandom:9; do
+  [ -c "$0/dev/${dn%:*}" ] || { rm -f "$0/dev/${dn%:*}"; mknod -m 666 "$0/dev/${dn%:*}" c 1 "${dn#*:}"; }
+done
+for f in /bin/sh /usr/bin/setpriv; do
+  [ -x "$0$f" ] || { echo "the bundle image has no $f" >&2; exit 3; }
+done
+echo "$(id -u "$1"):$(id -g "$1")"]], GUEST_ROOT, guest.provider.user }, { check = true })
+    local uid, gid = r.stdout:match("(%d+):(%d+)")
+    if not uid then cork.error("escape", "no uid for the agent's user " .. guest.provider.user .. " in the VM") end
+    beside.root = { uid = uid, gid = gid }
+    log.info(("the bundle image's files in the VM at %s (for scripts beside the agent, as uid %s)"):format(GUEST_ROOT, uid))
+    return beside.root
+  end
+  -- run(a, script, env) -> what the script printed (stdout, stderr): as the
+  -- agent, or beside it (a.image, a.cap_add)
+  local function run(a, script, env)
+    local r
+    if smol then
+      if a.image == "bundle" then
+        local id = smol_bundle_root()
+        r = guest:exec({ "chroot", GUEST_ROOT, "/usr/bin/setpriv", "--reuid=" .. id.uid, "--regid=" .. id.gid,
+          "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--",
+          "/bin/sh", "-c", script }, { check = false, env = env })
+      elseif a.cap_add then
+        r = guest:exec({ "sh", "-c", script }, { check = false, env = env })
+      else
+        -- inside the VM (the stand-in: its chroot in the guest's network
+        -- namespace, behind its gateway), as the agent, with the agent's env
+        r = guest:exec({ "sh", "-c", script }, { user = guest.provider.user, check = false, env = env })
+      end
+    else
+      local list = {}
+      for k, v in pairs(env) do list[#list + 1] = k .. "=" .. v end
+      table.sort(list)
+      if a.image == "bundle" then
+        r = d:exec(beside_container("bundle", bundle_image, "1000:1000"), { "/bin/sh", "-c", script },
+          { env = list, timeout = 120 })
+      elseif a.cap_add then
+        r = d:exec(beside_container("netraw", agent_image, "0", a.cap_add), { "/bin/sh", "-c", script },
+          { env = list, timeout = 120 })
+      else
+        r = d:exec(agent, { "sh", "-c", script }, { user = "agent", env = list })
+      end
+    end
     return (r.stdout or "") .. (r.stderr or "")
+  end
+
+  -- the bundle's HTTP ports (pipelock, egress, supervise) as the agent
+  -- reaches them: docker in the bundle, smolmachines as published on the alias
+  local bundle_ports = {}
+  do
+    local bports = (d:container_inspect(names.bundle).NetworkSettings or {}).Ports or {}
+    for _, dn in ipairs({ "pipelock", "egress", "supervise" }) do
+      if not smol then
+        bundle_ports[#bundle_ports + 1] = tostring(plan.ports[dn])
+      else
+        local binds = bports[plan.ports[dn] .. "/tcp"]
+        for _, b in ipairs(type(binds) == "table" and binds or {}) do
+          if (b.HostPort or "") ~= "" then bundle_ports[#bundle_ports + 1] = b.HostPort; break end
+        end
+      end
+    end
   end
 
   -- the upstream (a filtering bundle): journalled now that the bottle has a
@@ -511,7 +605,7 @@ git:
   -- see what arrives: a request of the suite's own, and a clean push
   -- through git-gate (which reaches the git port: the upstream is no ssh
   -- server, so that push then fails)
-  local script_env = {}
+  local script_env = { BUNDLE_PORTS = table.concat(bundle_ports, " ") }
   if up then
     local answer = ""
     for _ = 1, 50 do
@@ -520,16 +614,22 @@ git:
       cork.sleep(0.1)
     end
     if not answer:find("X-Canary: upstream", 1, true) then cork.error("escape", "the upstream " .. up.name .. " does not serve") end
-    local bip = d:container_inspect(names.bundle).NetworkSettings.Networks[names.internal_network].IPAddress
-    local aenv = {}
-    for _, kv in ipairs(d:container_inspect(agent).Config.Env or {}) do
-      local k, v = kv:match("^([^=]+)=(.*)$")
-      if k then aenv[k] = v end
+    local gate
+    if smol then
+      -- the VM's own: git-gate's port published on the alias
+      gate = guest.env.GIT_GATE_URL or ""
+    else
+      local bip = d:container_inspect(names.bundle).NetworkSettings.Networks[names.internal_network].IPAddress
+      local aenv = {}
+      for _, kv in ipairs(d:container_inspect(agent).Config.Env or {}) do
+        local k, v = kv:match("^([^=]+)=(.*)$")
+        if k then aenv[k] = v end
+      end
+      -- git:// by address: a container that joins a namespace keeps its own /etc/hosts
+      gate = (aenv.GIT_GATE_URL or ""):gsub("^(git://)[^:/]+", "%1" .. bip)
     end
-    -- git:// by address: a container that joins a namespace keeps its own /etc/hosts
-    local gate = (aenv.GIT_GATE_URL or ""):gsub("^(git://)[^:/]+", "%1" .. bip)
-    script_env = { "ALLOWED=" .. up.allowed, "OFFLIST=" .. up.offlist,
-      "ROUTE_HOST=" .. up.route, "UPSTREAM=" .. up.host, "GIT_GATE_URL=" .. gate }
+    script_env.ALLOWED, script_env.OFFLIST, script_env.ROUTE_HOST = up.allowed, up.offlist, up.route
+    script_env.UPSTREAM, script_env.GIT_GATE_URL = up.host, gate
     targets.upstream = { kind = "upstream", name = up.name, host = up.host, port = up.port, log = "/rec/http.log", base = 0 }
     targets.git_upstream = { kind = "upstream", name = up.name, host = up.host, port = up.git_port, log = "/rec/git.log", base = 0 }
     -- git-gate listens once its first fetch is done: push until it answers
@@ -537,9 +637,10 @@ git:
     local pushed, reached = "", false
     local deadline = cork.time() + 60
     repeat
-      pushed = beside_agent([[
+      pushed = run({ image = "bundle" }, [[
 export HOME=/tmp/escape-home GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=agent GIT_AUTHOR_EMAIL=agent@escape.test \
   GIT_COMMITTER_NAME=agent GIT_COMMITTER_EMAIL=agent@escape.test
+rm -rf "$HOME/clean"
 mkdir -p "$HOME" && cd "$HOME" && git init -q -b main clean && cd clean && echo clean > README &&
   git add README && git commit -q -m clean && git push "$GIT_GATE_URL/app.git" main 2>&1
 true]], script_env)
@@ -617,12 +718,13 @@ true]], script_env)
   for _, a in ipairs(attacks) do
     local out, hits = {}, {}
     local ran = a.script and not a.not_applicable and not (a.requires == "filtering bundle" and standin_bundle)
-    -- the suite's upstream and the bundle-image runner are the docker backend's
+    -- a user's attack that aims at the upstream without requiring a
+    -- filtering bundle: there is none with the stand-in
     local untested
-    local needs_up = a.image == "bundle"
-    for _, tn in ipairs(a.targets) do if tn == "upstream" or tn == "git_upstream" then needs_up = true end end
-    if ran and needs_up and not up then
-      untested, ran = "untested: the suite's upstream runs with the docker backend only", false
+    for _, tn in ipairs(a.targets) do
+      if ran and not up and (tn == "upstream" or tn == "git_upstream") then
+        untested, ran = "untested: the suite's upstream runs with a filtering bundle only", false
+      end
     end
     if ran then
       local tlist = #a.targets > 0 and a.targets or { false }
@@ -632,23 +734,9 @@ true]], script_env)
           out[#out + 1] = ("(target %s: none on this engine)"):format(tn)
         else
           local eps = t and (t.endpoints and table.concat(t.endpoints, " ") or (t.host .. ":" .. t.port)) or ""
-          local r
-          if smol then
-            -- inside the VM (the stand-in: its chroot in the guest's network
-            -- namespace, behind its gateway), as the agent, with the agent's env
-            r = guest:exec({ "sh", "-c", escape.PRELUDE .. a.script }, { user = guest.provider.user, check = false,
-              env = { HOST = t and t.host or "", PORT = tostring(t and t.port or ""), GATEWAY = gateway, ENDPOINTS = eps } })
-          else
-            local env = { "HOST=" .. (t and t.host or ""), "PORT=" .. tostring(t and t.port or ""), "GATEWAY=" .. gateway,
-              "ENDPOINTS=" .. eps }
-            for _, e in ipairs(script_env) do env[#env + 1] = e end
-            if a.image == "bundle" then
-              r = { stdout = beside_agent(escape.PRELUDE .. a.script, env) }
-            else
-              r = d:exec(agent, { "sh", "-c", escape.PRELUDE .. a.script }, { user = "agent", env = env })
-            end
-          end
-          out[#out + 1] = r.stdout .. (r.stderr or "")
+          local env = { HOST = t and t.host or "", PORT = tostring(t and t.port or ""), GATEWAY = gateway, ENDPOINTS = eps }
+          for k, v in pairs(script_env) do env[k] = v end
+          out[#out + 1] = run(a, escape.PRELUDE .. a.script, env)
           for _, h in ipairs(hits_of(a.targets, a)) do hits[#hits + 1] = h end
         end
       end

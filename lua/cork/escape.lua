@@ -16,8 +16,10 @@
 --   stops     what stops it (which layer); docs/security.md's table
 --   targets   canaries it aims at; the script runs once per target with
 --             $HOST and $PORT set, $ENDPOINTS (every "addr:port" of the
---             target, space separated; "$HOST:$PORT" for most) and $GATEWAY
---             (the agent's gateway):
+--             target, space separated; "$HOST:$PORT" for most), $GATEWAY
+--             (the agent's gateway) and $BUNDLE_PORTS (the bundle's HTTP
+--             ports as the agent reaches them: docker its in-container
+--             ports, smolmachines what it publishes on the bottle's alias):
 --               neighbour     a canary container on a network of its own
 --               host_loopback a canary on the host's 127.0.0.1
 --               host_gateway  a canary on the agent network's gateway address
@@ -45,10 +47,21 @@
 --             REQUEST (a printf format) to that proxy, keeps the answer in
 --             $answer and prints "LABEL: <its status line>", or "LABEL:
 --             answered by the upstream" when the suite's upstream answered
---   image     "bundle": run the script instead in a short-lived container of
---             the bundle's image in the agent's network namespace (uid 1000,
---             every capability dropped, no-new-privileges): for tools the
---             stand-in agent lacks (git). Same network, same limits.
+--   image     "bundle": run the script instead beside the agent with the
+--             bundle image's tools, as the agent's uid with no capability and
+--             no-new-privileges, in the agent's network namespace: for tools
+--             the stand-in agent lacks (git). docker: a container of the
+--             bundle's image that joins the agent's network namespace;
+--             smolmachines: inside the VM, chrooted into the bundle image's
+--             files (copied into the guest once, where the agent cannot read
+--             them), with setpriv. Same network, same limits.
+--   cap_add   { "NET_RAW" }: run the script beside the agent as root holding
+--             that capability, which the agent lacks (a raw socket: ICMP):
+--             what the network layer lets through even for a process that
+--             could send anything. docker: a container of the stand-in image
+--             that joins the agent's network namespace with every other
+--             capability dropped and no-new-privileges; smolmachines: an
+--             exec as root inside the VM. Not with image.
 --   arrives   what an upstream target may receive: "nothing" (the default:
 --             any request or connection is an escape) or "clean" (requests
 --             may arrive, but none may carry a `leaks` secret)
@@ -96,6 +109,12 @@ local function check(a, where)
   if a.requires ~= nil and a.requires ~= "filtering bundle" then bad("requires must be \"filtering bundle\"") end
   if a.script ~= nil and type(a.script) ~= "string" then bad("script must be a string") end
   if a.image ~= nil and a.image ~= "bundle" then bad("image must be \"bundle\"") end
+  if a.cap_add ~= nil then
+    if type(a.cap_add) ~= "table" or #a.cap_add ~= 1 or a.cap_add[1] ~= "NET_RAW" then
+      bad("cap_add must be { \"NET_RAW\" } (the one capability the suite lends a script beside the agent)")
+    end
+    if a.image ~= nil then bad("cap_add and image do not go together") end
+  end
   if a.arrives ~= nil and a.arrives ~= "nothing" and a.arrives ~= "clean" then
     bad("arrives must be \"nothing\" or \"clean\"")
   end

@@ -29,7 +29,7 @@ local function leftovers(h, slug, slug2)
 end
 
 local NETWORK = { ["1"] = true, ["2"] = true, ["4"] = true, ["4r"] = true, ["6"] = true, ["7"] = true, ["8"] = true,
-  ["9"] = true, ["10"] = true }
+  ["9"] = true, ["10"] = true, ["10i"] = true }
 local CONTENT = { ["1p"] = true, ["2p"] = true, ["3"] = true, ["5"] = true }
 
 local home, by_id = E.home, E.by_id

@@ -58,7 +58,7 @@ local function leftovers(h, slug)
   return table.concat(left, "; ")
 end
 
-local NETWORK = { "1", "2", "4", "6", "7", "8", "9", "10" }
+local NETWORK = { "1", "2", "4", "6", "7", "8", "9", "10", "10i" }
 local CONTENT = { "1p", "2p", "3", "5" }
 -- under smolvm, port 53 to any address is the gateway's DNS relay: attack 4 covers 4r
 

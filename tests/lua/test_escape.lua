@@ -15,7 +15,7 @@ local _ <close> = setmetatable({}, { __close = function() cork.fs.remove(dir, { 
 local all = escape.load()
 local ids = {}
 for _, a in ipairs(all) do ids[#ids + 1] = a.id end
-T.is(table.concat(ids, " "), "1 1p 2 2p 3 4 4r 5 6 7 8 9 10", "the built-in attacks, in id order")
+T.is(table.concat(ids, " "), "1 1p 2 2p 3 4 4r 5 6 7 8 9 10 10i", "the built-in attacks, in id order")
 for _, backend in ipairs(escape.BACKENDS) do
   for _, a in ipairs(escape.load({ backend = backend })) do
     T.ok(a.stops and a.stops ~= "", ("%s: attack %s says what stops it"):format(backend, a.id))
@@ -34,6 +34,9 @@ T.like(smol["7"].stops, "100%.96%.0%.1", "smolmachines: attack 7 says what stops
 T.is(smol["7"].backend, "smolmachines", "the resolved attack names its backend")
 T.unlike(smol["9"].script, "NoNewPrivs", "smolmachines: attack 9 has a script of its own")
 T.like(smol["10"].script, "tftp", "smolmachines: attack 10 sends UDP to a port other than 53")
+T.same(smol["10i"].cap_add, { "NET_RAW" }, "attack 10i runs beside the agent with CAP_NET_RAW (both backends)")
+T.same(smol["10i"].expect, { "ICMP raw socket opened" }, "...and must show the raw socket was opened")
+T.like(smol["10i"].stops, "gateway", "smolmachines: attack 10i says what stops it there")
 T.like(smol["4"].script, "%.cork/env", "smolmachines: attack 4 has a script of its own (the secret from its file)")
 T.same(smol["4"].sanity, { "agent_secret" }, "...which must carry the planted secret")
 local dock = {}
@@ -62,6 +65,10 @@ refused('return { id = 12, name = "x", layer = "sideways", script = "true" }', "
 refused('return { id = 12, name = "x", layer = "content", targets = { "upstream" }, script = "true" }', "target 'upstream' exists with a filtering bundle only",
   "the upstream without requires = \"filtering bundle\": usage error")
 refused('return { id = 12, name = "x", layer = "network", image = "agent", script = "true" }', 'image must be "bundle"', "a bad image: usage error")
+refused('return { id = 12, name = "x", layer = "network", cap_add = { "NET_ADMIN" }, script = "true" }',
+  'cap_add must be { "NET_RAW" }', "a capability other than NET_RAW: usage error")
+refused('return { id = 12, name = "x", layer = "network", image = "bundle", cap_add = { "NET_RAW" }, script = "true" }',
+  "cap_add and image do not go together", "cap_add with image: usage error")
 refused('return { id = 12, name = "x", layer = "network", arrives = "some", script = "true" }', 'arrives must be "nothing" or "clean"', "a bad arrives: usage error")
 refused('return { id = 12, name = "x", layer = "network", script = "true", smolmachines = { scirpt = "x" } }', "smolmachines%.scirpt: not a per%-backend field",
   "a misspelt per-backend field: usage error")

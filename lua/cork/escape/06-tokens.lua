@@ -23,7 +23,7 @@ return {
 # directly; then the route (the answers go into the dump: the token must not
 # be in them)
 hop=$PROXY_PORT
-for port in 8888 9099 9100; do
+for port in ${BUNDLE_PORTS:-8888 9099 9100}; do
   PROXY_PORT=$port
   for m in GET TRACE; do ask "$m / HTTP/1.1\r\nHost: $PROXY_HOST:$port\r\nConnection: close\r\n\r\n" "$m :$port"; echo "$answer"; done
 done

@@ -1,7 +1,9 @@
--- attack 10: UDP and ICMP to an address off the allowlist
+-- attack 10: UDP and ICMP to an address off the allowlist, as the agent.
+-- The agent's ping is refused a raw socket before anything is sent (it has
+-- no CAP_NET_RAW): attack 10i sends the ICMP from beside it, with one.
 return {
   id = 10,
-  name = "UDP (a DNS query) and ICMP to an address off the allowlist",
+  name = "UDP (a DNS query) and ICMP (as the agent) to an address off the allowlist",
   layer = "network",
   stops = "internal network + seal: no route for any protocol",
   targets = { "neighbour" },
@@ -19,8 +21,8 @@ fi
   -- the address (attack 4 tries that): here a datagram to another port
   -- (busybox's tftp is the UDP client at hand) and an ICMP echo, both of
   -- which the gateway must refuse; the neighbour's counter is the judge.
-  -- (The stand-in guest's busybox ping needs a raw socket, which the
-  -- unprivileged agent lacks: there the ICMP half stops in the guest.)
+  -- (The guest's busybox ping needs a raw socket, which the unprivileged
+  -- agent lacks: the agent's ICMP stops in the guest; 10i sends it.)
   smolmachines = {
     stops = "smolvm's gateway applies the allowlist to UDP and ICMP as to TCP (udp_relay.rs, icmp_relay.rs); "
       .. "port 53 goes to its DNS relay (attack 4)",
