@@ -219,9 +219,17 @@ local function show(title, prof, fsteps)
     print(("  floor  %-44s %8.1f ms"):format(("docker %s (x%d)"):format(name, by[name].n), m))
   end
   print(("  floor  %-44s %8.1f ms"):format("total", ftotal))
+  local own
+  for _, p in ipairs(prof.list) do if p.name:find("^cork's own") then own = median(p.ms) end end
+  return own, ftotal
 end
-show(("launch, step by step: `cork run docker --detach` (%d traced runs, medians) and its floor (%d timed cycles)")
+local own_up, f_up = show(("launch, step by step: `cork run docker --detach` (%d traced runs, medians) and its floor (%d timed cycles)")
   :format(P, N), prof_up, floor_up_steps)
-show(("teardown, step by step: `cork down` (%d traced runs, medians) and its floor (%d timed cycles)"):format(P, N),
+local own_dn, f_dn = show(("teardown, step by step: `cork down` (%d traced runs, medians) and its floor (%d timed cycles)"):format(P, N),
   prof_down, floor_steps)
+-- the same targets through what is cork's own (the traced runs' wall time
+-- less their Docker calls) over the floor: the engine's time for the same
+-- calls varies from run to run by more than all of cork's (docs/performance.md)
+summary.ratio("docker recipe: launch, floor + cork's own", "its Docker calls", (f_up + own_up) / 1e3, f_up / 1e3, 1.05)
+summary.ratio("docker recipe: teardown, floor + cork's own", "its Docker calls", (f_dn + own_dn) / 1e3, f_dn / 1e3, 1.05)
 return 0

@@ -220,7 +220,7 @@ extern struct dk_curl_api dk_curl;
 /* Loads libcurl and runs its global init, once per process (thread-safe);
  * raises kind "not_found" (naming the library and its Debian package) or
  * "io" when it cannot. Every path to libcurl starts at docker.connect. */
-void dk_curl_load(lua_State *L);
+void dk_curl_load(lua_State *L, int want_tls);
 
 /* (curl.h defines these two as macros of themselves) */
 #undef curl_easy_setopt

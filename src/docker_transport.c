@@ -28,20 +28,22 @@
 
 struct dk_curl_api dk_curl;
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t curl_mu = PTHREAD_MUTEX_INITIALIZER;
+static int curl_state;                  /* 0 not tried, 1 loaded, -1 failed */
+static int curl_tls;                    /* the loaded libcurl speaks TLS */
 static const char *curl_lib;            /* what was loaded (or tried) */
 static char curl_err[512];              /* why it failed, or "" */
 static int curl_missing;                /* the library itself is not there */
 
 static char curl_private[PATH_MAX];     /* cork's own libcurl, when found */
 
-/* cork's own libcurl (tools/libcurl.sh: HTTP, unix sockets and OpenSSL,
- * none of the 27 other libraries Debian's links): libcurl/libcurl.so.4
- * beside the running binary (a build tree), else ../lib/cork/libcurl.so.4
+/* cork's own libcurl named `name` (tools/libcurl.sh: libcurl.so.4 with
+ * HTTP, unix sockets and OpenSSL; libcurl-notls.so.4 without TLS) in
+ * libcurl/ beside the running binary (a build tree), else in ../lib/cork/
  * from it (`make install`). Only a regular file that neither group nor
  * others may write, owned by root or by this user. Returns its path, or
  * NULL. */
-static const char *dk_curl_private(char *out, size_t cap)
+static const char *dk_curl_private(const char *name, char *out, size_t cap)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -52,10 +54,10 @@ static const char *dk_curl_private(char *out, size_t cap)
 	if (!slash)
 		return NULL;
 	*slash = '\0';
-	static const char *const rel[] = {"/libcurl/libcurl.so.4", "/../lib/cork/libcurl.so.4"};
+	static const char *const rel[] = {"/libcurl/", "/../lib/cork/"};
 	for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
 		struct stat st;
-		int w = snprintf(out, cap, "%s%s", exe, rel[i]);
+		int w = snprintf(out, cap, "%s%s%s", exe, rel[i], name);
 		if (w < 0 || (size_t)w >= cap || stat(out, &st) != 0)
 			continue;
 		if (S_ISREG(st.st_mode) && !(st.st_mode & (S_IWGRP | S_IWOTH)) &&
@@ -65,7 +67,12 @@ static const char *dk_curl_private(char *out, size_t cap)
 	return NULL;
 }
 
-static void curl_load_once(void)
+/* Loads one libcurl for the process (curl_mu held). The choice, made by
+ * the first connect: the file CORK_LIBCURL names; else, for an endpoint
+ * without TLS, cork's own libcurl-notls.so.4 (no libssl or libcrypto to map
+ * and initialize: 14 ms less per process on this machine, docs/performance.md);
+ * else cork's own libcurl.so.4; else Debian's. */
+static void curl_load_locked(int want_tls)
 {
 	const char *env = getenv("CORK_LIBCURL");
 	void *h = NULL;
@@ -73,8 +80,12 @@ static void curl_load_once(void)
 	 * global namespace, so an embedder's own libcurl never meets this one */
 	if (env && *env) {
 		curl_lib = env;
-	} else if ((curl_lib = dk_curl_private(curl_private, sizeof curl_private)) != NULL) {
-		h = dlopen(curl_lib, RTLD_NOW | RTLD_LOCAL);
+	} else {
+		const char *names[2] = {"libcurl-notls.so.4", "libcurl.so.4"};
+		for (size_t i = want_tls ? 1 : 0; i < 2 && !h; i++) {
+			if ((curl_lib = dk_curl_private(names[i], curl_private, sizeof curl_private)) != NULL)
+				h = dlopen(curl_lib, RTLD_NOW | RTLD_LOCAL);
+		}
 		if (!h)
 			curl_lib = NULL;     /* Debian's, then */
 	}
@@ -132,13 +143,25 @@ static void curl_load_once(void)
 		snprintf(curl_err, sizeof curl_err, "curl_global_init failed (%d)", (int)rc);
 		return;
 	}
+	const curl_version_info_data *vi = api.version_info(CURLVERSION_NOW);
+	curl_tls = vi && (vi->features & CURL_VERSION_SSL);
 	dk_curl = api;
 }
 
-void dk_curl_load(lua_State *L)
+void dk_curl_load(lua_State *L, int want_tls)
 {
-	pthread_once(&curl_once, curl_load_once);
-	if (dk_curl.easy_init)
+	pthread_mutex_lock(&curl_mu);
+	if (curl_state == 0) {
+		curl_load_locked(want_tls);
+		curl_state = dk_curl.easy_init ? 1 : -1;
+	}
+	int state = curl_state, tls = curl_tls;
+	pthread_mutex_unlock(&curl_mu);
+	if (state == 1 && want_tls && !tls)
+		cork_raise(L, "unsupported", "this process loaded %s, which has no TLS, for its first engine; "
+		           "a TLS endpoint in the same process needs a libcurl with TLS "
+		           "(CORK_LIBCURL=libcurl.so.4 loads Debian's)", curl_lib);
+	if (state == 1)
 		return;
 	if (curl_missing)
 		cork_raise(L, "not_found", "cannot load %s, which cork uses to talk to Docker: %s "
@@ -907,7 +930,7 @@ int docker_connect(lua_State *L)
 		}
 	}
 
-	dk_curl_load(L);
+	dk_curl_load(L, tls);
 	client *c = lua_newuserdatauv(L, sizeof *c, 0);
 	memset(c, 0, sizeof *c);
 	c->closed = 1;

@@ -44,7 +44,7 @@ T.like(r.stdout, "\nlibcurl [%d.]+\n", "cork version still names libcurl (the ve
 -- 3. the first connect loads it, whether or not a daemon answers
 local ok, err = pcall(cork.docker.connect, "unix://" .. dir .. "/no-such.sock")
 T.ok(not ok and cork.is_error(err), "connect to a missing socket fails with a cork error")
-T.like(libcurl_mapped() or "", "libcurl%.so%.4", "and libcurl is mapped from then on")
+T.like(libcurl_mapped() or "", "libcurl[%w-]*%.so%.4", "and libcurl is mapped from then on")
 
 -- the first certificate loads libcrypto
 cork.ca.mint({ dir = dir .. "/ca", name = "t" })
@@ -99,5 +99,38 @@ io.write(io.open("/proc/self/maps"):read("a"):match("(/[^\n ]*libcurl[^\n /]*)\n
   copy(BIN, inst .. "/bin/cork", "0755")
   copy(loaded, inst .. "/lib/cork/libcurl.so.4", "0644")
   T.is(which(inst .. "/bin/cork"), inst .. "/lib/cork/libcurl.so.4", "an install's PREFIX/lib/cork/libcurl.so.4")
+
+  -- 6. beside it, libcurl-notls.so.4 is loaded for an endpoint without TLS,
+  --    libcurl.so.4 for one with TLS; the first connect decides
+  cork.proc.run({ "chmod", "0644", tree .. "/libcurl/libcurl.so.4" })
+  copy(loaded, tree .. "/libcurl/libcurl-notls.so.4", "0644")
+  T.is(which(tree .. "/cork"), tree .. "/libcurl/libcurl-notls.so.4", "a unix socket: libcurl-notls.so.4")
+  fs.write(probe, [[
+pcall(cork.docker.connect, "tcp://127.0.0.1:1", { tls_verify = true, cert_path = "/nonexistent" })
+io.write(io.open("/proc/self/maps"):read("a"):match("(/[^\n ]*libcurl[^\n /]*)\n") or "none")
+]])
+  T.is(cork.proc.run({ tree .. "/cork", "script", probe }).stdout, tree .. "/libcurl/libcurl.so.4",
+    "a TLS endpoint: libcurl.so.4")
+  T.is(which(inst .. "/bin/cork"), inst .. "/lib/cork/libcurl.so.4", "without a TLS-less one: libcurl.so.4 for both")
+  -- the real one (make libcurl) has no TLS: a TLS endpoint after it is refused, clearly
+  local notls = BIN:gsub("/cork$", "/libcurl/libcurl-notls.so.4")
+  if fs.exists(notls) then
+    fs.write(probe, [[
+local ok, err = pcall(cork.docker.connect, "unix:///nonexistent.sock")
+ok, err = pcall(cork.docker.connect, "tcp://127.0.0.1:1", { tls_verify = true, cert_path = "/nonexistent" })
+io.write(err.kind, "\n", err.message)
+]])
+    r = cork.proc.run({ BIN, "script", probe })
+    T.like(r.stdout, "^unsupported\nthis process loaded .*libcurl%-notls%.so%.4, which has no TLS",
+      "cork's own TLS-less libcurl, then a TLS endpoint: unsupported, saying why")
+    fs.write(probe, [[
+pcall(cork.docker.connect, "unix:///nonexistent.sock")
+local maps = io.open("/proc/self/maps"):read("a")
+io.write(maps:find("libssl", 1, true) and "libssl" or "", maps:find("libcrypto", 1, true) and "libcrypto" or "")
+]])
+    T.is(cork.proc.run({ BIN, "script", probe }).stdout, "", "and a unix socket maps neither libssl nor libcrypto")
+  else
+    T.diag("SKIP: no " .. notls .. " (make libcurl builds it): the TLS-less library's own checks")
+  end
 end
 T.done()
