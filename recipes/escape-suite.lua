@@ -259,6 +259,16 @@ git:
       o = o or {}
       o.networks = o.networks or {}
       o.networks[#o.networks + 1] = { name = up.net }
+      if up.resolver then
+        -- the bundle's upstream DNS is the canary resolver too (Docker's
+        -- embedded DNS forwards to it), on the resolver's network: a filter
+        -- that looked a name up would be seen (attack 4p)
+        lj:add("network", up.resolver.net, { role = "canary" })
+        lj:add("container", up.resolver.name, { role = "canary" })
+        up.resolver.journalled = true
+        o.networks[#o.networks + 1] = { name = up.resolver.net }
+        o.dns = { up.resolver.host }
+      end
       return bundle_of(ls, lj, lctx, o)
     end
   end
@@ -318,14 +328,17 @@ git:
       subnet.bundle_ip, subnet.subnet))
     return { kind = "container", name = cname, net = cnet, host = subnet.bundle_ip, port = 8080 }
   end
-  if smol then
+  if smol or up then
     -- smolvm's gateway forwards the DNS queries its filter lets through to
     -- the host's resolver; the stand-in's is this canary (a real smolvm
     -- ignores FAKE_SMOLVM_RESOLVER: there the verdict rests on the agent
     -- getting no answer). It exists before the gateway that may dial it.
+    -- A filtering bundle's upstream DNS is this canary too (its network is
+    -- joined when the bundle is made).
     bottle.step("escape-resolver", "a canary resolver, before the launch")
     targets.resolver = canary_container("dns", dns_subnet)
     targets.resolver.port = 53
+    if up then up.resolver = targets.resolver end
   end
 
   -- Both bottles: the same recipe, the same bottle, the same planted
@@ -374,7 +387,7 @@ git:
   local agent = names.agent
   j = journal.attach(slug)
   labels["cork.slug"] = slug
-  if targets.resolver then
+  if targets.resolver and not targets.resolver.journalled then
     j:add("network", targets.resolver.net, { role = "canary" })
     j:add("container", targets.resolver.name, { role = "canary" })
   end
@@ -407,7 +420,7 @@ git:
   -- The stand-in image's busybox has no DNS server (no dnsd applet in
   -- Debian's busybox-static): it answers nothing, and its counters record
   -- any query that arrives (one forwarded by Docker's embedded DNS too).
-  if not smol then
+  if not targets.resolver then
     targets.resolver = canary_container("dns", dns_subnet)
     targets.resolver.port = 53
   end
@@ -652,6 +665,23 @@ true]], script_env)
       local l = d:container_logs(names.bundle, { stdout = true, stderr = true, tail = 20 }) or {}
       cork.error("escape", ("a clean push through git-gate did not reach the suite's upstream: %s\nthe bundle's log:\n%s%s")
         :format(pushed, l.stdout or "", l.stderr or ""))
+    end
+    -- the bundle's upstream DNS is the canary resolver (attack 4p): a
+    -- lookup of the suite's own from inside the bundle must arrive there
+    if up.resolver and up.resolver.journalled then
+      local r0 = received(up.resolver.name) or 0
+      local arrived = false
+      for try = 1, 3 do
+        d:exec(names.bundle, { "timeout", "3", "python3", "-c", "import socket, sys; socket.getaddrinfo(sys.argv[1], 80)",
+          ("dns-proof-%d-%s.escape-canary.invalid"):format(try, run_id) })
+        if (received(up.resolver.name) or 0) > r0 then arrived = true; break end
+      end
+      if not arrived then
+        cork.error("escape", "a lookup from inside the bundle did not reach the canary resolver " .. up.resolver.host
+          .. ": attack 4p could not see a filter's lookup")
+      end
+      log.info(("the bundle's upstream DNS is the canary resolver %s (a lookup from inside the bundle arrived)")
+        :format(up.resolver.host))
     end
     log.info(("upstream %s on %s (%s): records requests on :%d (the allowlist's %s, the route %s, off the allowlist %s) "
       .. "and connections on :%d (git-gate's remote app; a clean push reached it)"):format(up.name, up.host, up.subnet,

@@ -382,6 +382,7 @@ function M.bundle(s, j, ctx, o)
   d:container_create({
     name = p.names.bundle, image = ctx.bundle_image, env = env, labels = p.labels.bundle,
     mounts = mounts, ports = ports, networks = o.networks, extra_hosts = #extra_hosts > 0 and extra_hosts or nil,
+    dns = o.dns,
     cap_drop = { "ALL" }, cap_add = { "NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN" },
     security_opt = { "no-new-privileges" }, init = true,
   })

@@ -40,7 +40,7 @@ do
   local res = R.find(r.events, { event = "escape_result" })[1] or {}
   local at = by_id(r.events)
   T.is(r.status, 0, "cork run escape-suite --bundle-image " .. built.image .. ": exit 0", r.stderr)
-  for _, id in ipairs({ "1", "1p", "2", "2p", "3", "4", "4r", "5", "6", "7", "8", "9", "10", "10i" }) do
+  for _, id in ipairs({ "1", "1p", "2", "2p", "3", "4", "4p", "4r", "5", "6", "7", "8", "9", "10", "10i" }) do
     local e = at[id] or {}
     T.is(e.verdict, "blocked", ("attack %s (%s): blocked"):format(id, e.name or "?"),
       table.concat(e.evidence or {}, "; ") .. (e.output or ""))

@@ -30,7 +30,7 @@ end
 
 local NETWORK = { ["1"] = true, ["2"] = true, ["4"] = true, ["4r"] = true, ["6"] = true, ["7"] = true, ["8"] = true,
   ["9"] = true, ["10"] = true, ["10i"] = true }
-local CONTENT = { ["1p"] = true, ["2p"] = true, ["3"] = true, ["5"] = true }
+local CONTENT = { ["1p"] = true, ["2p"] = true, ["3"] = true, ["5"] = true, ["4p"] = true }
 
 local home, by_id = E.home, E.by_id
 
@@ -70,7 +70,7 @@ do
   end
   T.is(res.escaped, 0, "escape_result: nothing escaped")
   T.is(res.errors, 0, "escape_result: every attack ran")
-  T.is(res.not_applicable, 4, "escape_result: 4 not applicable (content layer)")
+  T.is(res.not_applicable, 5, "escape_result: 5 not applicable (content layer)")
   T.is(#(res.left or { "?" }), 0, "the suite found nothing left behind")
   T.ok(not r.stdout:find("cork-escape-egress-", 1, true) and not r.stderr:find("cork-escape-egress-", 1, true),
     "the planted egress token is never printed")

@@ -59,7 +59,7 @@ local function leftovers(h, slug)
 end
 
 local NETWORK = { "1", "2", "4", "6", "7", "8", "9", "10", "10i" }
-local CONTENT = { "1p", "2p", "3", "5" }
+local CONTENT = { "1p", "2p", "3", "4p", "5" }
 -- under smolvm, port 53 to any address is the gateway's DNS relay: attack 4 covers 4r
 
 local by_id = E.by_id
@@ -87,7 +87,7 @@ do
   T.is(res.errors, 0, "escape_result: every attack ran (attack 4's lookup carried the planted secret)")
   T.like((at["4r"] or {}).verdict or "", "^not applicable: port 53 to any address goes to smolvm's DNS relay",
     "attack 4r: not applicable, with the reason")
-  T.is(res.not_applicable, 5, "escape_result: 5 not applicable (content layer, 4r)")
+  T.is(res.not_applicable, 6, "escape_result: 6 not applicable (content layer, 4r)")
   T.is(#(res.left or { "?" }), 0, "the suite found nothing left behind")
   T.ok(not r.stdout:find("cork-escape-egress-", 1, true) and not r.stderr:find("cork-escape-egress-", 1, true),
     "the planted egress token is never printed")

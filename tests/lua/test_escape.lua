@@ -15,7 +15,7 @@ local _ <close> = setmetatable({}, { __close = function() cork.fs.remove(dir, { 
 local all = escape.load()
 local ids = {}
 for _, a in ipairs(all) do ids[#ids + 1] = a.id end
-T.is(table.concat(ids, " "), "1 1p 2 2p 3 4 4r 5 6 7 8 9 10 10i", "the built-in attacks, in id order")
+T.is(table.concat(ids, " "), "1 1p 2 2p 3 4 4p 4r 5 6 7 8 9 10 10i", "the built-in attacks, in id order")
 for _, backend in ipairs(escape.BACKENDS) do
   for _, a in ipairs(escape.load({ backend = backend })) do
     T.ok(a.stops and a.stops ~= "", ("%s: attack %s says what stops it"):format(backend, a.id))
