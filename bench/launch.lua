@@ -6,8 +6,10 @@
 -- CPU and the peak RSS of the cork processes (cork.proc.run's rusage), and
 -- where launch's and teardown's time goes, step by step (traced runs, apart from the
 -- timed ones). The images are cork.standin's (built once per engine).
---   cork script bench/launch.lua [N=5] [PROFILE_RUNS=3]
-local N = tonumber(arg[1]) or 5
+--   cork script bench/launch.lua [N=9] [PROFILE_RUNS=3]
+-- (9 cycles: with 5, the median of the engine's own time for the same calls
+-- moved by 3% between runs, more than half of what is cork's in a teardown)
+local N = tonumber(arg[1]) or 9
 local P = tonumber(arg[2]) or 3
 local BIN = os.getenv("CORK_BIN")
 local root = os.getenv("CORK_ROOT") or "."
