@@ -657,10 +657,13 @@ rm -rf "$HOME/clean"
 mkdir -p "$HOME" && cd "$HOME" && git init -q -b main clean && cd clean && echo clean > README &&
   git add README && git commit -q -m clean && git push "$GIT_GATE_URL/app.git" main 2>&1
 true]], script_env)
-      reached = not pushed:find("unable to connect", 1, true)
+      -- git-gate answered the push (its own "git-gate: ..." line), and the
+      -- upstream saw a connection
+      reached = pushed:find("git-gate:", 1, true) ~= nil
         and d:exec(up.name, { "cat", "/rec/git.log" }).stdout:find("connection", 1, true) ~= nil
       if not reached then cork.sleep(1) end
     until reached or cork.time() > deadline
+    log.debug("the clean push through git-gate:\n" .. pushed)
     if not reached then
       local l = d:container_logs(names.bundle, { stdout = true, stderr = true, tail = 20 }) or {}
       cork.error("escape", ("a clean push through git-gate did not reach the suite's upstream: %s\nthe bundle's log:\n%s%s")
