@@ -69,7 +69,7 @@ local res = R.find(r.events, { event = "escape_result" })[1] or {}
 local at = E.by_id(r.events)
 T.is(r.status, 0, "cork run escape-suite --backend smolmachines --bundle-image " .. built.image .. ": exit 0", r.stderr)
 T.is(res.backend, "smolmachines", "escape_result: the backend")
-for _, id in ipairs({ "1", "1p", "2", "2p", "3", "4", "5", "6", "7", "8", "9", "10", "10i" }) do
+for _, id in ipairs({ "1", "1p", "2", "2p", "3", "4", "4p", "5", "6", "7", "8", "9", "10", "10i" }) do
   local e = at[id] or {}
   T.is(e.verdict, "blocked", ("attack %s (%s): blocked"):format(id, e.name or "?"),
     table.concat(e.evidence or {}, "; ") .. (e.output or ""))
