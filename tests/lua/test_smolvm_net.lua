@@ -200,6 +200,11 @@ T.like(w.exec("a", "echo | nc -w 2 198.18.0.7 " .. PORT).stdout, "hello alias7",
   "TCP to the allowed address (machine exec, busybox nc)")
 T.is(w.probe("a", "tcp", "198.18.0.7"), "hello alias7", "TCP: allowed address reached")
 T.is(w.probe("a", "udp", "198.18.0.7"), "alias7:ping", "UDP: allowed address reached (relayed both ways)")
+T.like(w.exec("a", "ping -c 1 -W 2 198.18.0.7").stdout, "1 packets received",
+  "ICMP echo to the allowed address: relayed (icmp_relay.rs), the reply comes back from it")
+T.like(w.exec("a", "ping -c 1 -W 2 198.18.0.8").stdout, " 0 packets received", "ICMP echo to another address: dropped")
+T.like(w.exec("a", "ping -c 1 -W 2 100.96.0.1").stdout, " 0 packets received",
+  "ICMP echo to the gateway (not allowlisted): no answer, not even from the gateway itself")
 T.like(w.probe("a", "tcp", "198.18.0.8"), "^error", "TCP: another address on the host's lo is refused")
 T.is(w.probe("a", "udp", "198.18.0.8"), "timeout", "UDP: to another address, dropped")
 T.like(w.probe("a", "tcp", "100.96.0.1"), "^error", "TCP: the gateway (the host's 127.0.0.1) is refused")
@@ -222,6 +227,7 @@ r = w.machine("g", { "--net", "--allow-cidr", "100.96.0.1/32" })
 T.is(w.probe("g", "tcp", "100.96.0.1"), "hello hostlo", "allowlist 100.96.0.1/32: TCP to the gateway reaches the host's 127.0.0.1")
 T.is(w.probe("g", "udp", "100.96.0.1"), "hostlo:ping", "and UDP")
 T.like(w.probe("g", "tcp", "198.18.0.7"), "^error", "but nothing else")
+T.like(w.exec("g", "ping -c 1 -W 2 198.18.0.7").stdout, " 0 packets received", "nor ICMP echo to anything else")
 
 -- 4. floors -------------------------------------------------------------------
 r = w.machine("f", { "--net", "--allow-cidr", "169.254.7.7/32", "--allow-cidr", "10.99.0.1/32" })
