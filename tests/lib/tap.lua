@@ -101,7 +101,8 @@ end
 
 function T.done()
   out("1.." .. n)
-  if failed > 0 then os.exit(1) end
+  -- close the state: to-be-closed variables (temp dirs, scopes) run on failure too
+  if failed > 0 then os.exit(1, true) end
 end
 
 return T
