@@ -111,18 +111,7 @@ local function leak_forms(v)
   return forms
 end
 
--- s with every plain occurrence of what replaced by with
-local function plain_sub(s, what, with)
-  local out, i = {}, 1
-  while true do
-    local a, b = s:find(what, i, true)
-    if not a then break end
-    out[#out + 1] = s:sub(i, a - 1) .. with
-    i = b + 1
-  end
-  out[#out + 1] = s:sub(i)
-  return table.concat(out)
-end
+local plain_sub = escape.plain_sub
 
 local function http_get(host, port)
   local bb = standin.busybox()

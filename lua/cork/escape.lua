@@ -234,21 +234,27 @@ function M.load(opts)
   return list
 end
 
+-- plain_sub(s, what, with) -> s with every plain (not pattern) occurrence
+-- of what replaced by with: how a planted secret is named, never shown
+function M.plain_sub(s, what, with)
+  local out, i = {}, 1
+  while true do
+    local a, b = s:find(what, i, true)
+    if not a then break end
+    out[#out + 1] = s:sub(i, a - 1) .. with
+    i = b + 1
+  end
+  out[#out + 1] = s:sub(i)
+  return table.concat(out)
+end
+
 -- tail(output, secrets) -> the output's last 240 bytes on one line, with
 -- every planted secret's value replaced by <name>: what an attack that did
 -- not run as meant printed, fit for a verdict, a log line or a test's name.
 function M.tail(out, secrets)
   out = tostring(out or "")
   for name, v in pairs(secrets or {}) do
-    if type(v) == "string" and v ~= "" then
-      local i = 1
-      while true do
-        local a, b = out:find(v, i, true)
-        if not a then break end
-        out = out:sub(1, a - 1) .. "<" .. name .. ">" .. out:sub(b + 1)
-        i = a + #name + 2
-      end
-    end
+    if type(v) == "string" and v ~= "" then out = M.plain_sub(out, v, "<" .. name .. ">") end
   end
   out = out:gsub("%s+", " "):match("^%s*(.-)%s*$")
   if out == "" then return "nothing" end

@@ -15,8 +15,6 @@ local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
 local H = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/docker_test.lua")
 local R = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/recipe_test.lua")
 local cork = require "cork"
-local json = require "cork.json"
-local alias = require "cork.alias"
 local bundle = require "cork.bundle"
 
 local d = H.connect(T)
@@ -34,32 +32,8 @@ local E = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/escape_test.lua")(d, R, s
 
 -- each run its own slice of the alias pool (engineers' runs share this host)
 local K = 1 + (cork.core.pid() + 31) % 250
-local h = E.home("escape-bundle-smol")
-h.env.CORK_ALIAS_POOL = ("198.18.%d.1-198.18.%d.254"):format(K, K)
-cork.fs.write(h.dir .. "/hosts", "")
-h.env.FAKE_SMOLVM_HOSTS = h.dir .. "/hosts"
-cork.fs.write(h.dir .. "/agent.smolmachine", "user=agent\ncommands=claude\n")
-
-local function leftovers(slug)
-  local left = E.left(h, { locks = true }, slug)
-  local r = cork.proc.run({ R.root .. "/tests/fakes/smolvm", "machine", "ls", "--json" }, { env = h.env })
-  local ok, vms = pcall(json.decode, r.stdout)
-  for _, m in ipairs(ok and type(vms) == "table" and vms or {}) do left[#left + 1] = "VM " .. tostring(m.name) end
-  local vmdirs = cork.proc.run({ "sh", "-c", 'ls -A "$0"/machines 2>/dev/null', h.env.FAKE_SMOLVM_STATE }).stdout
-  if vmdirs ~= "" then left[#left + 1] = "stand-in machine dirs " .. vmdirs end
-  if slug then
-    for _, rule in ipairs(alias.guards(slug)) do left[#left + 1] = "guard " .. rule end
-  end
-  for _, a in ipairs(cork.net.addresses(alias.IFACE)) do
-    if a:match("^198%.18%." .. K .. "%.") then left[#left + 1] = "alias " .. a end
-  end
-  local ps = cork.proc.run({ "sh", "-c", "ps -eo pid,args | grep -F -e \"$0\" -e \"$1\" | grep -v grep || true",
-    h.env.TMPDIR .. "/cork-escape-www", h.env.FAKE_SMOLVM_STATE }).stdout
-  if ps ~= "" then left[#left + 1] = "process " .. ps end
-  local tmp = cork.proc.run({ "sh", "-c", 'ls -A "$0" | grep "^cork-escape" || true', h.env.TMPDIR }).stdout
-  if tmp ~= "" then left[#left + 1] = "temp " .. tmp end
-  return table.concat(left, "; ")
-end
+local h = E.smol_home("escape-bundle-smol", K, "claude")
+local function leftovers(slug) return E.smol_left(h, K, { locks = true, temp = true }, slug) end
 
 local t0 = cork.time()
 local r = R.cork(h, { "run", "escape-suite", "--backend", "smolmachines", "--bundle-image", built.image,

@@ -14,8 +14,6 @@
 local T = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/tap.lua")
 local H = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/docker_test.lua")
 local R = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/recipe_test.lua")
-local json = require "cork.json"
-local alias = require "cork.alias"
 
 local d = H.connect(T)
 R.images(d)
@@ -26,37 +24,8 @@ local E = dofile(os.getenv("CORK_ROOT") .. "/tests/lib/escape_test.lua")(d, R, s
 
 -- each run its own slice of the alias pool (engineers' runs share this host)
 local K = 1 + (cork.core.pid() + 97) % 250
-local function home(name)
-  local h = E.home(name)
-  h.env.CORK_ALIAS_POOL = ("198.18.%d.1-198.18.%d.254"):format(K, K)
-  -- the stand-in resolves names from this (empty) file only; the suite
-  -- points its gateway's DNS forwarder at the suite's canary resolver
-  cork.fs.write(h.dir .. "/hosts", "")
-  h.env.FAKE_SMOLVM_HOSTS = h.dir .. "/hosts"
-  cork.fs.write(h.dir .. "/agent.smolmachine", "user=agent\ncommands=git,claude\n")
-  return h
-end
-
-local function leftovers(h, slug)
-  local left = E.left(h, {}, slug)
-  local r = cork.proc.run({ R.root .. "/tests/fakes/smolvm", "machine", "ls", "--json" }, { env = h.env })
-  local ok, vms = pcall(json.decode, r.stdout)
-  for _, m in ipairs(ok and type(vms) == "table" and vms or {}) do left[#left + 1] = "VM " .. tostring(m.name) end
-  local vmdirs = cork.proc.run({ "sh", "-c", 'ls -A "$0"/machines 2>/dev/null', h.env.FAKE_SMOLVM_STATE }).stdout
-  if vmdirs ~= "" then left[#left + 1] = "stand-in machine dirs " .. vmdirs end
-  if slug then
-    for _, rule in ipairs(alias.guards(slug)) do left[#left + 1] = "guard " .. rule end
-  end
-  for _, a in ipairs(cork.net.addresses(alias.IFACE)) do
-    if a:match("^198%.18%." .. K .. "%.") then left[#left + 1] = "alias " .. a end
-  end
-  -- processes of this run: host canaries (busybox httpd in TMPDIR) and the
-  -- stand-in's gateways (each holds a guest's network namespaces)
-  local ps = cork.proc.run({ "sh", "-c", "ps -eo pid,args | grep -F -e \"$0\" -e \"$1\" | grep -v grep || true",
-    h.env.TMPDIR .. "/cork-escape-www", h.env.FAKE_SMOLVM_STATE }).stdout
-  if ps ~= "" then left[#left + 1] = "process " .. ps end
-  return table.concat(left, "; ")
-end
+local function home(name) return E.smol_home(name, K, "git,claude") end
+local function leftovers(h, slug) return E.smol_left(h, K, {}, slug) end
 
 local NETWORK = { "1", "2", "4", "6", "7", "8", "9", "10", "10i" }
 local CONTENT = { "1p", "2p", "3", "4p", "5" }
